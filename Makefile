@@ -1,0 +1,42 @@
+# One entry point for people and CI. `make run` and `make test` work on a fresh machine:
+# each installs what it needs into .venv first.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+REQS   := requirements-dev.txt functions/requirements.txt training/requirements.txt model_handler/requirements.txt
+
+.PHONY: install test lint format run bench clean
+
+install: $(STAMP)
+
+$(STAMP): $(REQS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+## test: lint, then every test (unit, integration, end to end)
+test: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m pytest
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: install
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+## run: the whole system on this machine (the embedded default)
+run: install
+	$(PY) -m local
+
+## bench: every benchmark; each prints a ratio against a baseline measured in the same run
+bench: install
+	for b in bench/*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .aws-sam

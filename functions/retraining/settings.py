@@ -1,0 +1,63 @@
+"""All runtime configuration, read from environment variables (the template sets them).
+
+One object for the API and the orchestration handlers. Names are the upper-case field names,
+e.g. ``ENDPOINT_NAME``; list values are comma-separated. Documented in the README
+("Configuration").
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+
+    # Naming and storage
+    resource_prefix: str = Field("cifar100", max_length=10, pattern=r"^[a-zA-Z0-9-]+$")
+    runs_table: str = "cifar100-runs"
+    artifact_bucket: str = ""
+    endpoint_name: str = "cifar100-classifier"
+
+    # SageMaker jobs
+    sagemaker_role_arn: str = ""
+    training_image_uri: str = ""
+    inference_image_uri: str = ""
+    training_source_s3_uri: str = ""  # sourcedir.tar.gz of training/
+    inference_source_s3_uri: str = ""  # S3 prefix holding model_handler/ (inference_code channel)
+    train_data_s3_uri: str = ""
+    test_data_s3_uri: str = ""
+    training_instance_type: str = "ml.g5.xlarge"
+    tuning_instance_type: str = "ml.g5.xlarge"
+    endpoint_instance_type: str = "ml.m5.large"
+    allowed_instance_types: CommaList = [
+        "ml.g5.xlarge",
+        "ml.g4dn.xlarge",
+        "ml.m5.xlarge",
+        "ml.c5.2xlarge",
+    ]
+    max_jobs: int = Field(8, ge=1, le=100)
+    max_parallel_jobs: int = Field(2, ge=1, le=10)
+    debugger_enabled: bool = False
+
+    # Quality gate and deployment
+    gate_min_accuracy: float = Field(0.5, ge=0.0, le=1.0)
+    gate_margin: float = Field(0.0, ge=0.0, le=1.0)
+    rollback_alarm_names: CommaList = []
+
+    # API
+    max_image_bytes: int = 4 * 1024 * 1024
+    predict_connect_timeout_s: float = 2.0
+    predict_read_timeout_s: float = 20.0  # below API Gateway's 29 s integration timeout
+
+    @field_validator("allowed_instance_types", "rollback_alarm_names", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value

@@ -7,7 +7,7 @@ e.g. ``ENDPOINT_NAME``; list values are comma-separated. Documented in the READM
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -49,6 +49,23 @@ class Settings(BaseSettings):
     gate_min_accuracy: float = Field(0.5, ge=0.0, le=1.0)
     gate_margin: float = Field(0.0, ge=0.0, le=1.0)
     rollback_alarm_names: CommaList = []
+
+    # Retraining runs (orchestration): search space defaults, spot, instrumentation, rollout
+    aws_region: str = "us-east-1"  # AWS_REGION, set by the Lambda runtime
+    image_size: int = Field(128, ge=16, le=512)  # static hyperparameter for every job
+    pretrained: bool = True
+    warm_start: bool = True  # from the champion's tuning job (TransferLearning)
+    spot_training: bool = False
+    max_runtime_s: int = Field(4 * 3600, ge=60, le=5 * 24 * 3600)
+    spot_max_wait_s: int = Field(8 * 3600, ge=60, le=5 * 24 * 3600)  # >= max_runtime_s
+    training_volume_gb: int = Field(30, ge=1, le=16384)
+    debugger_rules_image_uri: str = ""  # built-in rules image of the region (template parameter)
+    debugger_tensor_save_interval: int = Field(100, ge=1)  # steps, for weights/gradients
+    deployment_strategy: Literal["all_at_once", "canary"] = "all_at_once"
+    canary_percent: int = Field(10, ge=1, le=50)
+    canary_wait_s: int = Field(300, ge=0, le=3600)
+    termination_wait_s: int = Field(120, ge=0, le=3600)
+    endpoint_instance_count: int = Field(1, ge=1, le=10)
 
     # API
     max_image_bytes: int = 4 * 1024 * 1024

@@ -1,0 +1,49 @@
+"""Deterministic SageMaker resource names and tags, all derived from the run id, so a
+redelivered event recreates the same names and "already exists" means "already done"."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+Stage = Literal["hpo", "final"]
+FINAL_SUFFIX = "-final"
+RUN_ID = re.compile(r"r\d{14}[0-9a-f]{4}")
+
+
+def tuning_job_name(prefix: str, run_id: str) -> str:
+    return f"{prefix}-{run_id}"  # <= 30 characters; SageMaker allows 32
+
+
+def final_training_job_name(prefix: str, run_id: str) -> str:
+    return f"{prefix}-{run_id}{FINAL_SUFFIX}"
+
+
+def model_name(prefix: str, run_id: str) -> str:
+    return f"{prefix}-{run_id}"
+
+
+def endpoint_config_name(prefix: str, run_id: str) -> str:
+    return f"{prefix}-{run_id}"
+
+
+def tags(prefix: str, run_id: str, stage: Stage | None = None) -> list[dict[str, str]]:
+    result = [{"Key": "project", "Value": prefix}, {"Key": "run-id", "Value": run_id}]
+    if stage:
+        result.append({"Key": "stage", "Value": stage})
+    return result
+
+
+def run_id_from_tuning_job(prefix: str, name: str) -> str | None:
+    """The run id inside ``<prefix>-<run_id>``; None for someone else's tuning job."""
+    head = f"{prefix}-"
+    run_id = name[len(head) :] if name.startswith(head) else ""
+    return run_id if RUN_ID.fullmatch(run_id) else None
+
+
+def run_id_from_final_job(prefix: str, name: str) -> str | None:
+    """The run id inside ``<prefix>-<run_id>-final``; None for HPO trials (whose names are
+    ``<tuning job>-<nnn>-<hash>``) and foreign jobs."""
+    if not name.endswith(FINAL_SUFFIX):
+        return None
+    return run_id_from_tuning_job(prefix, name[: -len(FINAL_SUFFIX)])

@@ -1,0 +1,346 @@
+"""SageMaker request bodies: pure functions of settings, the run and its overrides.
+
+Nothing here calls AWS, so every field that matters is asserted in unit tests and validated
+against botocore's service model there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import metric_definitions
+from retraining import names
+from retraining.overrides import TuneOverrides
+from retraining.settings import Settings
+
+HPO_PROGRAM = "hpo.py"
+FINAL_PROGRAM = "train_model.py"
+INFERENCE_PROGRAM = "inference.py"
+#: Where SageMaker unpacks model.tar.gz; train_model.py puts model_handler into its code/.
+MODEL_CODE_DIR = "/opt/ml/model/code"
+CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
+TENSORBOARD_LOCAL_PATH = "/opt/ml/output/tensorboard"
+
+DEFAULT_LEARNING_RATE = (1e-4, 1e-1)
+DEFAULT_BATCH_SIZES = (64, 128, 256)
+DEFAULT_EPOCHS = (2, 10)
+
+#: Built-in Debugger rules the final job runs (rule_to_invoke names).
+DEBUGGER_RULES = ("LossNotDecreasing", "Overfit", "VanishingGradient", "PoorWeightInitialization")
+PROFILER_INTERVAL_MS = 500
+
+
+def s3_run_prefix(settings: Settings, run_id: str) -> str:
+    return f"s3://{settings.artifact_bucket}/runs/{run_id}"
+
+
+def static_hyperparameters(settings: Settings, program: str) -> dict[str, str]:
+    """Fixed for every job of a run. ``sagemaker_*`` keys are how the PyTorch container's
+    script mode finds the entry point in the uploaded source."""
+    return {
+        "image_size": str(settings.image_size),
+        "pretrained": "true" if settings.pretrained else "false",
+        "sagemaker_program": program,
+        "sagemaker_submit_directory": settings.training_source_s3_uri,
+        "sagemaker_region": settings.aws_region,
+    }
+
+
+def parameter_ranges(overrides: TuneOverrides) -> dict[str, list[dict[str, Any]]]:
+    lr_min, lr_max = (
+        (overrides.learning_rate.min, overrides.learning_rate.max)
+        if overrides.learning_rate
+        else DEFAULT_LEARNING_RATE
+    )
+    ep_min, ep_max = (
+        (overrides.epochs.min, overrides.epochs.max) if overrides.epochs else DEFAULT_EPOCHS
+    )
+    batch_sizes = overrides.batch_sizes or list(DEFAULT_BATCH_SIZES)
+    return {
+        "ContinuousParameterRanges": [
+            {
+                "Name": "learning_rate",
+                "MinValue": repr(lr_min),
+                "MaxValue": repr(lr_max),
+                "ScalingType": "Logarithmic",
+            }
+        ],
+        "IntegerParameterRanges": [
+            {
+                "Name": "epochs",
+                "MinValue": str(ep_min),
+                "MaxValue": str(ep_max),
+                "ScalingType": "Auto",
+            }
+        ],
+        "CategoricalParameterRanges": [
+            {"Name": "batch_size", "Values": [str(b) for b in sorted(set(batch_sizes))]}
+        ],
+    }
+
+
+def _channel(name: str, s3_uri: str) -> dict[str, Any]:
+    return {
+        "ChannelName": name,
+        "DataSource": {
+            "S3DataSource": {
+                "S3DataType": "S3Prefix",
+                "S3Uri": s3_uri,
+                "S3DataDistributionType": "FullyReplicated",
+            }
+        },
+        "InputMode": "File",
+    }
+
+
+def _resources(settings: Settings, instance_type: str) -> dict[str, Any]:
+    return {
+        "InstanceType": instance_type,
+        "InstanceCount": 1,
+        "VolumeSizeInGB": settings.training_volume_gb,
+    }
+
+
+def _stopping_condition(settings: Settings) -> dict[str, int]:
+    condition = {"MaxRuntimeInSeconds": settings.max_runtime_s}
+    if settings.spot_training:
+        condition["MaxWaitTimeInSeconds"] = max(settings.spot_max_wait_s, settings.max_runtime_s)
+    return condition
+
+
+def _spot(settings: Settings, run_id: str, stage: str) -> dict[str, Any]:
+    if not settings.spot_training:
+        return {}
+    return {
+        "EnableManagedSpotTraining": True,
+        # Spot capacity can be reclaimed: training resumes from the newest checkpoint here.
+        "CheckpointConfig": {
+            "S3Uri": f"{s3_run_prefix(settings, run_id)}/checkpoints/{stage}",
+            "LocalPath": CHECKPOINT_LOCAL_PATH,
+        },
+    }
+
+
+def tuning_job_request(
+    settings: Settings,
+    run_id: str,
+    overrides: TuneOverrides,
+    warm_start_parent: str | None = None,
+) -> dict[str, Any]:
+    """CreateHyperParameterTuningJob: Bayesian search maximising val_acc (held-out split of
+    the training set), early stopping Auto, optional warm start from the champion's job."""
+    prefix = settings.resource_prefix
+    max_jobs = overrides.max_jobs or settings.max_jobs
+    max_parallel = min(overrides.max_parallel_jobs or settings.max_parallel_jobs, max_jobs)
+    definition: dict[str, Any] = {
+        "StaticHyperParameters": static_hyperparameters(settings, HPO_PROGRAM),
+        "AlgorithmSpecification": {
+            "TrainingImage": settings.training_image_uri,
+            "TrainingInputMode": "File",
+            "MetricDefinitions": metric_definitions.TUNING_METRIC_DEFINITIONS,
+        },
+        "RoleArn": settings.sagemaker_role_arn,
+        "InputDataConfig": [
+            _channel("train", settings.train_data_s3_uri),
+            _channel("test", settings.test_data_s3_uri),
+        ],
+        "OutputDataConfig": {"S3OutputPath": f"{s3_run_prefix(settings, run_id)}/hpo"},
+        "ResourceConfig": _resources(
+            settings, overrides.instance_type or settings.tuning_instance_type
+        ),
+        "StoppingCondition": _stopping_condition(settings),
+        **_spot(settings, run_id, "hpo"),
+    }
+    request: dict[str, Any] = {
+        "HyperParameterTuningJobName": names.tuning_job_name(prefix, run_id),
+        "HyperParameterTuningJobConfig": {
+            "Strategy": "Bayesian",
+            "HyperParameterTuningJobObjective": {
+                "Type": metric_definitions.OBJECTIVE_TYPE,
+                "MetricName": metric_definitions.OBJECTIVE_METRIC,
+            },
+            "ResourceLimits": {
+                "MaxNumberOfTrainingJobs": max_jobs,
+                "MaxParallelTrainingJobs": max_parallel,
+            },
+            "ParameterRanges": parameter_ranges(overrides),
+            "TrainingJobEarlyStoppingType": "Auto",
+        },
+        "TrainingJobDefinition": definition,
+        "Tags": names.tags(prefix, run_id, "hpo"),
+    }
+    if warm_start_parent:
+        # TransferLearning (not IdenticalDataAndAlgorithm): retraining brings new data and
+        # may change the ranges.
+        request["WarmStartConfig"] = {
+            "ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": warm_start_parent}],
+            "WarmStartType": "TransferLearning",
+        }
+    return request
+
+
+def debugger_config(settings: Settings, run_id: str) -> dict[str, Any]:
+    """DebugHookConfig + built-in rules + ProfilerConfig, or an explicit profiler switch-off.
+
+    smdebug's ``save_interval`` counts steps, not epochs: losses and metrics are scalars and
+    cheap, so they are saved every step and therefore at every epoch boundary; weight and
+    gradient tensors are sampled every ``debugger_tensor_save_interval`` steps.
+    """
+    if not settings.debugger_enabled:
+        return {"ProfilerConfig": {"DisableProfiler": True}}
+    base = f"{s3_run_prefix(settings, run_id)}/debug"
+    every_step = {"train.save_interval": "1", "eval.save_interval": "1"}
+    sampled = {"save_interval": str(settings.debugger_tensor_save_interval)}
+    rule_image = settings.debugger_rules_image_uri
+    return {
+        "DebugHookConfig": {
+            "S3OutputPath": f"{base}/tensors",
+            "CollectionConfigurations": [
+                {"CollectionName": "losses", "CollectionParameters": every_step},
+                {"CollectionName": "metrics", "CollectionParameters": every_step},
+                {"CollectionName": "weights", "CollectionParameters": sampled},
+                {"CollectionName": "gradients", "CollectionParameters": sampled},
+                {"CollectionName": "biases", "CollectionParameters": sampled},
+                {
+                    "CollectionName": "relu_input",
+                    "CollectionParameters": {"include_regex": ".*relu_input", **sampled},
+                },
+            ],
+        },
+        "DebugRuleConfigurations": [
+            {
+                "RuleConfigurationName": rule,
+                "RuleEvaluatorImage": rule_image,
+                "RuleParameters": {"rule_to_invoke": rule},
+            }
+            for rule in DEBUGGER_RULES
+        ],
+        "ProfilerConfig": {
+            "S3OutputPath": f"{base}/profiler",
+            "ProfilingIntervalInMilliseconds": PROFILER_INTERVAL_MS,
+        },
+        "ProfilerRuleConfigurations": [
+            {
+                "RuleConfigurationName": "ProfilerReport",
+                "RuleEvaluatorImage": rule_image,
+                "RuleParameters": {"rule_to_invoke": "ProfilerReport"},
+            }
+        ],
+    }
+
+
+def final_training_request(
+    settings: Settings,
+    run_id: str,
+    overrides: TuneOverrides,
+    best_hyperparameters: dict[str, str],
+) -> dict[str, Any]:
+    """CreateTrainingJob for the instrumented final job with the best trial's values."""
+    prefix = settings.resource_prefix
+    tuned = {k: v for k, v in best_hyperparameters.items() if not k.startswith("_")}
+    return {
+        "TrainingJobName": names.final_training_job_name(prefix, run_id),
+        "HyperParameters": {**static_hyperparameters(settings, FINAL_PROGRAM), **tuned},
+        "AlgorithmSpecification": {
+            "TrainingImage": settings.training_image_uri,
+            "TrainingInputMode": "File",
+            "MetricDefinitions": metric_definitions.METRIC_DEFINITIONS,
+            "EnableSageMakerMetricsTimeSeries": True,
+        },
+        "RoleArn": settings.sagemaker_role_arn,
+        "InputDataConfig": [
+            _channel("train", settings.train_data_s3_uri),
+            _channel("test", settings.test_data_s3_uri),
+            # train_model.py copies these files into <model dir>/code/ (contracts.md).
+            _channel("inference_code", settings.inference_source_s3_uri),
+        ],
+        "OutputDataConfig": {"S3OutputPath": f"{s3_run_prefix(settings, run_id)}/final"},
+        "ResourceConfig": _resources(
+            settings, overrides.instance_type or settings.training_instance_type
+        ),
+        "StoppingCondition": _stopping_condition(settings),
+        "TensorBoardOutputConfig": {
+            "S3OutputPath": f"{s3_run_prefix(settings, run_id)}/tensorboard",
+            "LocalPath": TENSORBOARD_LOCAL_PATH,
+        },
+        **_spot(settings, run_id, "final"),
+        **debugger_config(settings, run_id),
+        "Tags": names.tags(prefix, run_id, "final"),
+    }
+
+
+def model_request(settings: Settings, run_id: str, model_data_url: str) -> dict[str, Any]:
+    prefix = settings.resource_prefix
+    return {
+        "ModelName": names.model_name(prefix, run_id),
+        "ExecutionRoleArn": settings.sagemaker_role_arn,
+        "PrimaryContainer": {
+            "Image": settings.inference_image_uri,
+            "ModelDataUrl": model_data_url,
+            "Environment": {
+                "SAGEMAKER_PROGRAM": INFERENCE_PROGRAM,
+                "SAGEMAKER_SUBMIT_DIRECTORY": MODEL_CODE_DIR,
+                "SAGEMAKER_REGION": settings.aws_region,
+                "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+            },
+        },
+        "Tags": names.tags(prefix, run_id),
+    }
+
+
+def endpoint_config_request(settings: Settings, run_id: str) -> dict[str, Any]:
+    prefix = settings.resource_prefix
+    return {
+        "EndpointConfigName": names.endpoint_config_name(prefix, run_id),
+        "ProductionVariants": [
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": names.model_name(prefix, run_id),
+                "InitialInstanceCount": settings.endpoint_instance_count,
+                "InstanceType": settings.endpoint_instance_type,
+                "InitialVariantWeight": 1.0,
+            }
+        ],
+        "Tags": names.tags(prefix, run_id),
+    }
+
+
+def create_endpoint_request(settings: Settings, run_id: str) -> dict[str, Any]:
+    return {
+        "EndpointName": settings.endpoint_name,
+        "EndpointConfigName": names.endpoint_config_name(settings.resource_prefix, run_id),
+        "Tags": names.tags(settings.resource_prefix, run_id),
+    }
+
+
+def deployment_config(settings: Settings) -> dict[str, Any]:
+    """Blue/green: the new fleet is built beside the old one, traffic moves all at once (or
+    a canary slice first), and any listed CloudWatch alarm firing during the bake rolls back."""
+    routing: dict[str, Any]
+    if settings.deployment_strategy == "canary":
+        routing = {
+            "Type": "CANARY",
+            "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": settings.canary_percent},
+            "WaitIntervalInSeconds": settings.canary_wait_s,
+        }
+    else:
+        routing = {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}
+    config: dict[str, Any] = {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": routing,
+            "TerminationWaitInSeconds": settings.termination_wait_s,
+        }
+    }
+    if settings.rollback_alarm_names:
+        config["AutoRollbackConfiguration"] = {
+            "Alarms": [{"AlarmName": name} for name in settings.rollback_alarm_names]
+        }
+    return config
+
+
+def update_endpoint_request(settings: Settings, run_id: str) -> dict[str, Any]:
+    return {
+        "EndpointName": settings.endpoint_name,
+        "EndpointConfigName": names.endpoint_config_name(settings.resource_prefix, run_id),
+        "DeploymentConfig": deployment_config(settings),
+    }

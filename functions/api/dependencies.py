@@ -1,0 +1,28 @@
+"""What the routes receive through ``Depends``: the process-wide collaborators (clients,
+store, settings) and the start-run function. The local stack and the tests swap them with
+``set_deps`` or ``app.dependency_overrides``; the routes never ask which they got."""
+
+from __future__ import annotations
+
+from typing import Annotated, Protocol
+
+from fastapi import Depends
+
+from retraining.deps import Deps, get_deps
+from retraining.overrides import TuneOverrides
+from retraining.records import RunRecord
+
+
+class StartRun(Protocol):
+    def __call__(self, trigger: str, overrides: TuneOverrides, deps: Deps) -> RunRecord: ...
+
+
+def get_start_run() -> StartRun:
+    # Imported on first use: /predict containers never load the orchestration code.
+    from retraining.workflow import start_run
+
+    return start_run
+
+
+DepsDep = Annotated[Deps, Depends(get_deps)]
+StartRunDep = Annotated[StartRun, Depends(get_start_run)]

@@ -1,0 +1,122 @@
+"""Call the SageMaker endpoint and turn its failures into API errors (never leak them raw).
+
+Mapping (see the README):
+endpoint missing / not InService / model not ready -> 503; ModelError whose container answered
+4xx -> that 4xx with the container's message; other model errors -> 502; throttling -> 429 with
+Retry-After; a timeout (client read/connect timeout, or the container's 60 s limit) -> 504.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import (
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from api.errors import ApiError
+
+RETRY_AFTER_S = "1"
+_THROTTLING = {"ThrottlingException", "Throttling", "TooManyRequestsException"}
+_MESSAGE_LIMIT = 500
+
+
+def invoke(client: Any, endpoint_name: str, image_b64: str, top_k: int) -> dict[str, Any]:
+    """POST ``{"image", "top_k"}`` (the endpoint contract) and return its parsed JSON."""
+    body = json.dumps({"image": image_b64, "top_k": top_k})
+    try:
+        response = client.invoke_endpoint(
+            EndpointName=endpoint_name,
+            ContentType="application/json",
+            Accept="application/json",
+            Body=body,
+        )
+        raw = response["Body"].read()
+    except ClientError as exc:
+        raise error_from_client_error(exc, endpoint_name) from exc
+    except (ReadTimeoutError, ConnectTimeoutError) as exc:
+        raise ApiError(504, "endpoint_timeout", "the model did not answer in time") from exc
+    except EndpointConnectionError as exc:
+        raise ApiError(
+            503, "endpoint_unavailable", "the prediction service cannot be reached"
+        ) from exc
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise ApiError(502, "bad_model_response", "the model answered with invalid JSON") from exc
+
+
+def error_from_client_error(exc: ClientError, endpoint_name: str) -> ApiError:
+    error = exc.response.get("Error", {})
+    code = error.get("Code", "")
+    message = error.get("Message", "")
+    if code in _THROTTLING:
+        return ApiError(
+            429,
+            "throttled",
+            "too many requests to the model; retry later",
+            headers={"Retry-After": RETRY_AFTER_S},
+        )
+    if code == "ModelNotReadyException":
+        return ApiError(
+            503,
+            "model_not_ready",
+            "the model is not ready yet; retry later",
+            headers={"Retry-After": RETRY_AFTER_S},
+        )
+    if code == "ServiceUnavailable":
+        return ApiError(
+            503,
+            "endpoint_unavailable",
+            "the prediction service is unavailable; retry later",
+            headers={"Retry-After": RETRY_AFTER_S},
+        )
+    if code == "ValidationError" and _names_endpoint_state(message):
+        # "Endpoint X of account Y not found." / "... is not in service" (being created,
+        # updated or failed): an operator problem, not the caller's.
+        return ApiError(
+            503,
+            "endpoint_unavailable",
+            f"endpoint {endpoint_name} is not available",
+            headers={"Retry-After": "30"},
+        )
+    if code == "ModelError":
+        return _from_model_error(exc.response)
+    return ApiError(502, "endpoint_error", "the prediction service failed")
+
+
+def _names_endpoint_state(message: str) -> bool:
+    text = message.lower()
+    return "endpoint" in text and any(
+        word in text for word in ("not found", "not in service", "inservice", "status")
+    )
+
+
+def _from_model_error(response: dict[str, Any]) -> ApiError:
+    status = response.get("OriginalStatusCode")
+    original = str(response.get("OriginalMessage") or response.get("Error", {}).get("Message", ""))
+    if isinstance(status, int) and 400 <= status < 500:
+        return ApiError(status, "invalid_image", container_message(original))
+    if "timed out" in original.lower():
+        return ApiError(504, "model_timeout", "the model did not answer in time")
+    return ApiError(502, "model_error", "the model failed to process the image")
+
+
+def container_message(original: str) -> str:
+    """The container's error text: its JSON ``message``/``error`` when it sent one."""
+    try:
+        parsed = json.loads(original)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
+        for key in ("message", "error", "detail"):
+            value = parsed.get(key)
+            if isinstance(value, dict):
+                value = value.get("message")
+            if isinstance(value, str) and value:
+                return value[:_MESSAGE_LIMIT]
+    return (original.strip() or "the model rejected the image")[:_MESSAGE_LIMIT]

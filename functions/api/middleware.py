@@ -1,0 +1,65 @@
+"""Per-request context as plain ASGI middleware (cheaper per request than BaseHTTPMiddleware):
+request id, log correlation, one access log line, and the request's metrics flush."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.observability import flush_request_metrics, logger
+
+REQUEST_ID_HEADER = "x-request-id"
+
+
+def request_id_from_scope(scope: Scope) -> str:
+    """API Gateway's request id when behind it (what its access logs show), else the caller's
+    X-Request-Id (local stack, tests), else a fresh one."""
+    event = scope.get("aws.event") or {}
+    request_id = (event.get("requestContext") or {}).get("requestId")
+    if isinstance(request_id, str) and request_id:
+        return request_id
+    for name, value in scope.get("headers") or ():
+        if name == REQUEST_ID_HEADER.encode():
+            supplied = value.decode("latin-1")[:128]
+            if supplied.isprintable() and supplied:
+                return supplied
+    return str(uuid.uuid4())
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_from_scope(scope)
+        # Starlette's request.state reads scope["state"]; the error handlers quote this id.
+        scope.setdefault("state", {})["request_id"] = request_id
+        logger.set_correlation_id(request_id)
+        started = time.perf_counter()
+        status: dict[str, Any] = {"code": 500}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode("latin-1")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            logger.info(
+                "request",
+                method=scope.get("method"),
+                path=scope.get("path"),
+                status=status["code"],
+                latency_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+            flush_request_metrics()

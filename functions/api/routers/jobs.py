@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path, Query, Request, Response
+
+from api.dependencies import DepsDep, StartRunDep
+from api.errors import ApiError
+from api.responses import error_responses
+from api.schemas import RunPage, TuneAccepted
+from retraining.overrides import TuneOverrides
+from retraining.records import RunAlreadyActive, RunRecord
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+RunId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9-]+$",
+        description="Run id as returned by POST /jobs/tune",
+        examples=["r20261128030512ab12"],
+    ),
+]
+
+
+def external_path(request: Request, path: str) -> str:
+    """``path`` as the caller must request it: behind API Gateway, with the stage or base
+    path that the gateway stripped (the event carries the full path the caller used)."""
+    event = request.scope.get("aws.event") or {}
+    called = event.get("rawPath") or (event.get("requestContext") or {}).get("path") or ""
+    routed = request.url.path
+    prefix = called[: -len(routed)] if routed and called.endswith(routed) else ""
+    return f"{request.scope.get('root_path', '')}{prefix}{path}"
+
+
+@router.post(
+    "/tune",
+    status_code=202,
+    response_model=TuneAccepted,
+    summary="Start a retraining run (tuning, training, quality gate, deployment)",
+    responses=error_responses(400, 409, 422),
+)
+def start_tuning(
+    request: Request,
+    response: Response,
+    deps: DepsDep,
+    start_run: StartRunDep,
+    overrides: Annotated[TuneOverrides | None, Body()] = None,
+) -> TuneAccepted:
+    overrides = overrides or TuneOverrides()
+    try:
+        overrides.check_allowed(deps.settings.allowed_instance_types)
+    except ValueError as exc:
+        raise ApiError(422, "instance_type_not_allowed", str(exc)) from None
+    try:
+        record = start_run("api", overrides, deps)
+    except RunAlreadyActive as exc:
+        active = exc.active_run_id
+        headers = {"Location": external_path(request, f"/jobs/{active}")} if active else None
+        raise ApiError(
+            409,
+            "run_already_active",
+            f"run {active} is still active; retry when it has finished",
+            headers=headers,
+        ) from None
+    location = external_path(request, f"/jobs/{record.run_id}")
+    response.headers["Location"] = location
+    return TuneAccepted(run_id=record.run_id, status=record.status, location=location)
+
+
+@router.get(
+    "",
+    response_model=RunPage,
+    summary="Recent retraining runs, newest first",
+    responses=error_responses(400, 422),
+)
+def list_runs(
+    deps: DepsDep,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size")] = 20,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=512, description="`next_cursor` of the previous page"),
+    ] = None,
+) -> RunPage:
+    try:
+        runs, next_cursor = deps.store.list(limit=limit, cursor=cursor)
+    except ValueError:
+        raise ApiError(400, "invalid_cursor", "cursor is not one this API returned") from None
+    return RunPage(runs=runs, next_cursor=next_cursor)
+
+
+@router.get(
+    "/{run_id}",
+    response_model=RunRecord,
+    summary="One retraining run: status, jobs, metrics, history",
+    responses=error_responses(404, 422),
+)
+def get_run(run_id: RunId, deps: DepsDep) -> RunRecord:
+    record = deps.store.get(run_id)
+    if record is None:
+        raise ApiError(404, "run_not_found", f"run {run_id} not found")
+    return record

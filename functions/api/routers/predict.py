@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request
+
+from api import endpoint
+from api.dependencies import DepsDep
+from api.errors import ApiError, request_id_of
+from api.images import decode_image
+from api.observability import count_prediction
+from api.responses import error_responses
+from api.schemas import PredictRequest, PredictResponse
+
+router = APIRouter(tags=["predict"])
+
+
+@router.post(
+    "/predict",
+    response_model=PredictResponse,
+    summary="Classify one image into CIFAR-100 labels",
+    responses=error_responses(400, 413, 415, 422, 429, 502, 503, 504),
+)
+def predict(body: PredictRequest, request: Request, deps: DepsDep) -> PredictResponse:
+    started = time.perf_counter()
+    settings = deps.settings
+    decode_image(body.image, settings.max_image_bytes)  # refuse bad input before paying
+    endpoint_started = time.perf_counter()
+    answer = endpoint.invoke(deps.sagemaker_runtime, settings.endpoint_name, body.image, body.top_k)
+    endpoint_ms = (time.perf_counter() - endpoint_started) * 1000
+    try:
+        response = PredictResponse(
+            predictions=answer["predictions"][: body.top_k],
+            model=answer.get("model") or {},
+            request_id=request_id_of(request),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ApiError(
+            502, "bad_model_response", "the model answered in an unexpected shape"
+        ) from exc
+    count_prediction((time.perf_counter() - started) * 1000, endpoint_ms)
+    return response

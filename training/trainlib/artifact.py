@@ -1,0 +1,106 @@
+"""The model dir (docs/contracts.md, "Model artifact"), written all at once or not at all.
+
+Files are first written to a staging folder beside the model dir and moved in only when all
+of them exist, so a failed run leaves nothing half-written in the model dir.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import warnings
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainlib.model import ARCHITECTURE
+
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.pt"
+
+
+def build_metadata(
+    *,
+    num_classes: int,
+    image_size: int,
+    preprocess: dict[str, Any],
+    hyperparameters: dict[str, Any],
+    metrics: dict[str, float],
+    job_name: str,
+) -> dict[str, Any]:
+    """metadata.json, exactly the documented keys."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "architecture": ARCHITECTURE,
+        "weights_file": WEIGHTS_FILE,
+        "weights_format": "torchscript",
+        "num_classes": num_classes,
+        "image_size": image_size,
+        "preprocess": preprocess,
+        "hyperparameters": hyperparameters,
+        "metrics": metrics,
+        "training_job_name": job_name,
+        "model_version": job_name,
+        "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "torch_version": torch.__version__.split("+")[0],
+    }
+
+
+def export_torchscript(model: nn.Module, image_size: int, path: Path) -> None:
+    """Trace a CPU float32 copy in eval mode; batch size stays dynamic (flatten(x, 1))."""
+    model = model.module if isinstance(model, nn.DataParallel) else model
+    cpu_model = model.to("cpu", memory_format=torch.contiguous_format).float().eval()
+    example = torch.zeros(2, 3, image_size, image_size)
+    with torch.no_grad(), warnings.catch_warnings():
+        # TorchScript is the contract's format; torch 2.x flags jit.trace as deprecated.
+        warnings.simplefilter("ignore", FutureWarning)
+        traced = torch.jit.trace(cpu_model, example)
+    traced.save(str(path))
+
+
+@contextmanager
+def staging_dir(model_dir: Path):
+    """A temporary folder on the model dir's file system; removed whatever happens."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{model_dir.name}-staging-", dir=model_dir.parent))
+    except OSError:  # parent not writable: a hidden folder inside, never a final name
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=model_dir))
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def publish(staging: Path, model_dir: Path) -> None:
+    """Move every staged entry into the model dir (a rename each, same file system)."""
+    for entry in sorted(staging.iterdir()):
+        target = model_dir / entry.name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        shutil.move(str(entry), str(target))
+
+
+def write_artifact(
+    model_dir: Path,
+    model: nn.Module,
+    classes: list[str],
+    metadata: dict[str, Any],
+    inference_code: Path | None,
+) -> None:
+    with staging_dir(model_dir) as staging:
+        export_torchscript(model, metadata["image_size"], staging / WEIGHTS_FILE)
+        (staging / "classes.json").write_text(json.dumps(classes) + "\n")
+        (staging / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+        if inference_code is not None:
+            shutil.copytree(
+                inference_code,
+                staging / "code",
+                ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"),
+            )
+        publish(staging, model_dir)

@@ -1,0 +1,159 @@
+"""``main``: the one code path behind hpo.py and train_model.py."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from trainlib.config import TrainConfig, parse_config
+from trainlib.errors import InputError
+
+
+def _report_failure(message: str) -> None:
+    """One line on stderr; in SageMaker also /opt/ml/output/failure (the job's FailureReason)."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    output_dir = os.environ.get("SM_OUTPUT_DIR")
+    if output_dir and Path(output_dir).is_dir():
+        with contextlib.suppress(OSError):  # reporting must not mask the error itself
+            (Path(output_dir) / "failure").write_text(f"error: {message}\n")
+
+
+def run(config: TrainConfig, *, instrumented: bool) -> dict[str, float]:
+    """Load data, train, evaluate, write the artifact. Returns the final metrics."""
+    import torch
+
+    from trainlib.artifact import build_metadata, write_artifact
+    from trainlib.data import load_channel, split_train_val
+    from trainlib.instrumentation import (
+        MetricLines,
+        MetricsHistory,
+        Sinks,
+        SmdebugScalars,
+        TensorBoardScalars,
+    )
+    from trainlib.loop import (
+        Runtime,
+        TrainState,
+        evaluate,
+        prepare_model,
+        train_one_epoch,
+        warmup_cosine,
+    )
+    from trainlib.model import build_model
+    from trainlib.preprocess import build_eval_transform, preprocess_spec
+
+    if config.num_workers:
+        torch.set_num_threads(config.num_workers)
+    torch.manual_seed(config.seed)
+
+    # Everything that can be wrong with the input fails here, before any output exists.
+    full = load_channel(config.train, "train", config.image_size)
+    test = load_channel(config.test, "test", config.image_size, classes=full.classes)
+    train, val = split_train_val(full, config.val_fraction, config.seed)
+    model = build_model(
+        len(full.classes),
+        pretrained=config.pretrained,
+        hidden_units=config.hidden_units,
+        dropout=config.dropout,
+        freeze_backbone=config.freeze_backbone,
+    )
+    print(
+        f"data: {len(train)} train / {len(val)} val / {len(test)} test images, "
+        f"{len(full.classes)} classes, stored {tuple(full.images.shape[2:])} -> {config.image_size}px",
+        flush=True,
+    )
+
+    runtime = Runtime.detect()
+    spec = preprocess_spec(config.image_size)
+    transform = build_eval_transform(spec)
+    net = prepare_model(model, runtime, config.num_gpus)
+    steps_per_epoch = max(1, len(train) // config.batch_size + (len(train) % config.batch_size > 1))
+    total_steps = steps_per_epoch * config.epochs
+    warmup = min(round(config.warmup_epochs * steps_per_epoch), total_steps // 5)
+    optimizer = torch.optim.SGD(
+        model.trainable_parameters(),
+        lr=config.learning_rate,
+        momentum=config.momentum,
+        nesterov=config.momentum > 0,
+        weight_decay=config.weight_decay,
+    )
+    state = TrainState(
+        model=net,
+        optimizer=optimizer,
+        scheduler=torch.optim.lr_scheduler.LambdaLR(
+            optimizer, warmup_cosine(total_steps, max(1, warmup))
+        ),
+        scaler=torch.amp.GradScaler(
+            runtime.device.type, enabled=runtime.amp_dtype == torch.float16
+        ),
+        criterion=torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
+        transform=transform,
+        runtime=runtime,
+    )
+
+    sinks: list = [
+        MetricLines(config.log_interval),
+        MetricsHistory(
+            config.output_data_dir,
+            {"job_name": config.job_name, "hyperparameters": config.hyperparameters()},
+            plots=instrumented,
+        ),
+    ]
+    if instrumented:
+        sinks.append(TensorBoardScalars(config.tensorboard_dir))
+        recorder = SmdebugScalars.create()
+        if recorder is not None:
+            sinks.append(recorder)
+    metrics = Sinks(sinks)
+
+    generator = torch.Generator().manual_seed(config.seed)
+    eval_batch = max(config.batch_size, 256)
+    started = time.perf_counter()
+    try:
+        for epoch in range(1, config.epochs + 1):
+            train_loss, train_acc = train_one_epoch(
+                state, train, config.batch_size, epoch, metrics, generator
+            )
+            val_loss, val_acc = evaluate(net, val, transform, runtime, eval_batch)
+            metrics.epoch(
+                epoch,
+                {
+                    "train_loss": train_loss,
+                    "train_acc": train_acc,
+                    "val_loss": val_loss,
+                    "val_acc": val_acc,
+                },
+            )
+        test_loss, test_acc = evaluate(net, test, transform, runtime, eval_batch)
+        final = {"test_loss": test_loss, "test_acc": test_acc}
+        metrics.final(final)
+    finally:
+        metrics.close()
+    elapsed = time.perf_counter() - started
+    print(f"trained {config.epochs} epochs in {elapsed:.1f}s on {runtime.device.type}", flush=True)
+
+    metadata = build_metadata(
+        num_classes=len(full.classes),
+        image_size=config.image_size,
+        preprocess=spec,
+        hyperparameters=config.hyperparameters(),
+        metrics={"test_acc": test_acc, "test_loss": test_loss, "val_acc": val_acc},
+        job_name=config.job_name,
+    )
+    write_artifact(config.model_dir, net, full.classes, metadata, config.inference_code)
+    return {**final, "val_acc": val_acc, "val_loss": val_loss}
+
+
+def main(argv: Sequence[str] | None, *, prog: str, description: str, instrumented: bool) -> int:
+    """Parse, run, map bad input to one ``error:`` line and exit code 2."""
+    try:
+        config = parse_config(argv, prog, description)
+        run(config, instrumented=instrumented)
+    except InputError as e:
+        _report_failure(str(e))
+        return 2
+    return 0

@@ -1,0 +1,144 @@
+"""Training and evaluation: device set-up, schedule, one epoch, evaluate."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from trainlib.data import ImageSet, iterate_batches
+from trainlib.instrumentation import Sinks
+from trainlib.preprocess import augment_batch
+
+
+@dataclass
+class Runtime:
+    """Where and how tensors run: device, AMP dtype, memory format."""
+
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+
+    @classmethod
+    def detect(cls) -> Runtime:
+        if torch.cuda.is_available():
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return cls(torch.device("cuda"), dtype, True)
+        return cls(torch.device("cpu"), None, False)
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def to_input(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 batch onto the device (the float conversion happens there)."""
+        images = images.to(self.device, non_blocking=True)
+        return (
+            images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
+        )
+
+
+def prepare_model(model: nn.Module, runtime: Runtime, num_gpus: int) -> nn.Module:
+    """Move to the device; wrap in DataParallel when the instance has several GPUs."""
+    model = model.to(runtime.device)
+    if runtime.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if runtime.device.type == "cuda" and num_gpus > 1 and torch.cuda.device_count() > 1:
+        model = nn.DataParallel(
+            model, device_ids=list(range(min(num_gpus, torch.cuda.device_count())))
+        )
+    return model
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    """LR multiplier: linear warm-up to 1, then cosine decay to 0 at ``total_steps``."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def _progress(iterable, total: int, desc: str):
+    """A progress bar in a terminal; plain iteration (plain log lines) anywhere else."""
+    if not sys.stderr.isatty():
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, leave=False, file=sys.stderr)
+
+
+@dataclass
+class TrainState:
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    criterion: nn.Module
+    transform: Callable[[torch.Tensor], torch.Tensor]
+    runtime: Runtime
+    global_step: int = 0
+
+
+def train_one_epoch(
+    state: TrainState,
+    data: ImageSet,
+    batch_size: int,
+    epoch: int,
+    sinks: Sinks,
+    generator: torch.Generator,
+) -> tuple[float, float]:
+    """One pass with augmentation; returns mean training loss and accuracy."""
+    state.model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    n_batches = max(1, len(data) // batch_size + (len(data) % batch_size > 1))
+    batches = iterate_batches(data, batch_size, shuffle=True, generator=generator)
+    for images, labels in _progress(batches, n_batches, f"epoch {epoch}"):
+        images = state.transform(augment_batch(state.runtime.to_input(images), generator=None))
+        labels = labels.to(state.runtime.device, non_blocking=True)
+        with state.runtime.autocast():
+            logits = state.model(images)
+            loss = state.criterion(logits.float(), labels)
+        state.optimizer.zero_grad(set_to_none=True)
+        state.scaler.scale(loss).backward()
+        state.scaler.step(state.optimizer)
+        state.scaler.update()
+        state.scheduler.step()
+        state.global_step += 1
+        batch_loss = loss.item()
+        batch_correct = (logits.argmax(1) == labels).sum().item()
+        total_loss += batch_loss * len(labels)
+        correct += batch_correct
+        seen += len(labels)
+        sinks.batch(epoch, state.global_step, batch_loss, batch_correct / len(labels))
+    return total_loss / max(1, seen), correct / max(1, seen)
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module,
+    data: ImageSet,
+    transform: Callable[[torch.Tensor], torch.Tensor],
+    runtime: Runtime,
+    batch_size: int,
+) -> tuple[float, float]:
+    """Mean cross-entropy (no smoothing) and accuracy, with the serving preprocessing."""
+    model.eval()
+    total_loss, correct = 0.0, 0
+    for images, labels in iterate_batches(data, batch_size, shuffle=False):
+        inputs = transform(runtime.to_input(images))
+        labels = labels.to(runtime.device)
+        with runtime.autocast():
+            logits = model(inputs).float()
+        total_loss += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
+        correct += (logits.argmax(1) == labels).sum().item()
+    return total_loss / len(data), correct / len(data)

@@ -1,0 +1,94 @@
+"""ResNet-34 with a frozen, autograd-free trunk and a small MLP head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.models import ResNet34_Weights, resnet34
+
+from trainlib.errors import InputError
+
+ARCHITECTURE = "resnet34"
+PRETRAINED_WEIGHTS = ResNet34_Weights.IMAGENET1K_V1
+
+
+def load_imagenet_state_dict() -> dict[str, torch.Tensor]:
+    """torchvision's ImageNet weights (from TORCH_HOME's cache or downloaded)."""
+    try:
+        return PRETRAINED_WEIGHTS.get_state_dict(progress=False)
+    except (
+        Exception
+    ) as e:  # URLError, HTTPError, timeouts, a truncated file: all the same to the user
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise InputError(
+            f"could not fetch pretrained weights {PRETRAINED_WEIGHTS} from {PRETRAINED_WEIGHTS.url} "
+            f"({type(e).__name__}: {reason}); run with --pretrained false or pre-fill TORCH_HOME"
+        ) from None
+
+
+class ResNet34Classifier(nn.Module):
+    """Stem + layer1-3 (frozen: eval mode, no autograd) -> layer4 -> pool -> MLP head.
+
+    With ``freeze_backbone`` the trunk runs under ``torch.no_grad``: it builds no graph and
+    costs no backward pass, and its BatchNorm statistics stay those it was loaded with.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        hidden_units: int = 512,
+        dropout: float = 0.2,
+        freeze_backbone: bool = True,
+        state_dict: dict[str, torch.Tensor] | None = None,
+    ) -> None:
+        super().__init__()
+        net = resnet34(weights=None)
+        if state_dict is not None:
+            net.load_state_dict(state_dict)
+        self.trunk = nn.Sequential(
+            net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3
+        )
+        self.layer4 = net.layer4
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Sequential(
+            nn.Linear(512, hidden_units),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden_units, num_classes),
+        )
+        self.freeze_backbone = freeze_backbone
+        if freeze_backbone:
+            self.trunk.requires_grad_(False)
+            self.trunk.eval()
+
+    def train(self, mode: bool = True) -> ResNet34Classifier:
+        super().train(mode)
+        if self.freeze_backbone:
+            self.trunk.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.freeze_backbone:
+            with torch.no_grad():
+                x = self.trunk(x)
+        else:
+            x = self.trunk(x)
+        x = self.pool(self.layer4(x))
+        return self.head(torch.flatten(x, 1))
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+
+def build_model(
+    num_classes: int, *, pretrained: bool, hidden_units: int, dropout: float, freeze_backbone: bool
+) -> ResNet34Classifier:
+    state_dict = load_imagenet_state_dict() if pretrained else None
+    return ResNet34Classifier(
+        num_classes,
+        hidden_units=hidden_units,
+        dropout=dropout,
+        freeze_backbone=freeze_backbone,
+        state_dict=state_dict,
+    )

@@ -58,6 +58,7 @@ class RunRecord(BaseModel):
     updated_at: str = Field(default_factory=utc_now)
     overrides: dict[str, Any] = Field(default_factory=dict)
     tuning_job_name: str | None = None
+    warm_start_parent: str | None = None  # the tuning job this run's search started from
     training_job_name: str | None = None
     best_training_job_name: str | None = None
     best_hyperparameters: dict[str, str] = Field(default_factory=dict)

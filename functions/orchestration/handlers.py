@@ -1,0 +1,73 @@
+"""EventBridge entry points (thin): parse nothing, decide nothing, call the domain.
+
+``start_scheduled_run`` is the schedule's target; the other three are targets of rules on
+``source: aws.sagemaker`` events. Returned dicts end up in the Lambda logs and tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from retraining import names, workflow
+from retraining.deps import get_deps
+from retraining.overrides import TuneOverrides
+from retraining.records import RunAlreadyActive
+
+logger = Logger(service="orchestration")
+
+
+def _correlate(event: dict[str, Any]) -> None:
+    """Use the run id as correlation id, so one run's log lines across four functions join."""
+    detail = event.get("detail") if isinstance(event, dict) else None
+    detail = detail if isinstance(detail, dict) else {}
+    prefix = get_deps().settings.resource_prefix
+    tags = detail.get("Tags")
+    run_id = tags.get("run-id") if isinstance(tags, dict) else None
+    for key in ("HyperParameterTuningJobName", "TrainingJobName"):
+        if run_id is None and isinstance(detail.get(key), str):
+            name = detail[key]
+            run_id = names.run_id_from_final_job(prefix, name) or names.run_id_from_tuning_job(
+                prefix, name
+            )
+    logger.set_correlation_id(run_id)
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+def start_scheduled_run(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Schedule input: the TuneOverrides JSON (``{}`` for the stack's settings). An active
+    run is not an error for a schedule: the tick is skipped."""
+    overrides = TuneOverrides.model_validate((event or {}).get("overrides") or {})
+    try:
+        run = workflow.start_run("schedule", overrides, get_deps())
+    except RunAlreadyActive as busy:
+        logger.info("schedule skipped: a run is active", active_run_id=busy.active_run_id)
+        return {"action": "skipped", "active_run_id": busy.active_run_id}
+    logger.set_correlation_id(run.run_id)
+    logger.info("scheduled run started", tuning_job_name=run.tuning_job_name)
+    return {"action": "started", "run_id": run.run_id}
+
+
+def _handle(event: dict[str, Any], step: Any) -> dict[str, Any]:
+    _correlate(event)
+    outcome = step(event, get_deps())
+    if outcome.get("run_id"):
+        logger.set_correlation_id(outcome["run_id"])
+    logger.info("event handled", outcome=outcome)
+    return outcome
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+def tuning_job_state_change(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return _handle(event, workflow.on_tuning_job_state_change)
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+def training_job_state_change(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return _handle(event, workflow.on_training_job_state_change)
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+def endpoint_state_change(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return _handle(event, workflow.on_endpoint_state_change)

@@ -1,0 +1,48 @@
+"""The AWS wiring: Settings from the environment, boto3 clients built lazily (once per Lambda
+container), DynamoRunStore on RUNS_TABLE."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from retraining.deps import Deps
+from retraining.settings import Settings
+
+#: Standard retry mode: exponential backoff with jitter on throttling and 5xx, 3 attempts;
+#: what still fails is re-raised for EventBridge's own retry.
+_RETRIES = {"mode": "standard", "max_attempts": 3}
+
+
+def client_config(connect_timeout_s: float = 2.0, read_timeout_s: float = 20.0) -> Any:
+    from botocore.config import Config
+
+    return Config(retries=_RETRIES, connect_timeout=connect_timeout_s, read_timeout=read_timeout_s)
+
+
+def _client(service: str, **timeouts: float) -> Any:
+    import boto3
+
+    return boto3.client(service, config=client_config(**timeouts))
+
+
+def deps_from_env() -> Deps:
+    settings = Settings()
+    return Deps(
+        settings_factory=lambda: settings,
+        sagemaker_factory=lambda: _client("sagemaker"),
+        sagemaker_runtime_factory=lambda: _client(
+            "sagemaker-runtime",
+            connect_timeout_s=settings.predict_connect_timeout_s,
+            read_timeout_s=settings.predict_read_timeout_s,
+        ),
+        store_factory=_store_factory(settings),
+    )
+
+
+def _store_factory(settings: Settings) -> Any:
+    def build() -> Any:
+        from retraining.dynamo_store import DynamoRunStore
+
+        return DynamoRunStore(_client("dynamodb"), settings.runs_table)
+
+    return build

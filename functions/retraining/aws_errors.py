@@ -1,0 +1,60 @@
+"""Classifying botocore errors: retry (re-raise for EventBridge), already done, or a logic
+error that ends the run."""
+
+from __future__ import annotations
+
+from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
+
+_RETRYABLE_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "ProvisionedThroughputExceededException",
+        "ServiceUnavailable",
+        "InternalFailure",
+        "InternalServerError",
+        "RequestTimeout",
+    }
+)
+
+
+def error_code(error: BaseException) -> str:
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def error_message(error: BaseException) -> str:
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Message", "")) or str(error)
+    return str(error)
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Transient: worth EventBridge's (and the Lambda async) retry after botocore's own."""
+    if isinstance(error, (ConnectionError, ReadTimeoutError)):
+        return True
+    if not isinstance(error, ClientError):
+        return False
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return error_code(error) in _RETRYABLE_CODES or int(status or 0) >= 500
+
+
+def is_already_exists(error: BaseException) -> bool:
+    """SageMaker answers a duplicate create with ResourceInUse, or for models and endpoint
+    configs with a ValidationException 'Cannot create already existing ...'."""
+    code, message = error_code(error), error_message(error).lower()
+    if code == "ResourceInUse":
+        return True
+    return code == "ValidationException" and (
+        "already exist" in message or "already existing" in message
+    )
+
+
+def is_not_found(error: BaseException) -> bool:
+    code, message = error_code(error), error_message(error).lower()
+    return code in {"ResourceNotFound", "ValidationException"} and (
+        "could not find" in message or "not found" in message or "does not exist" in message
+    )

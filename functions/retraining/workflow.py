@@ -1,0 +1,293 @@
+"""The retraining state machine: start -> TUNING -> TRAINING -> DEPLOYING -> DEPLOYED, with
+REJECTED, FAILED and ROLLED_BACK as the other ends.
+
+Each function is one EventBridge delivery (or one API call). Delivery is at least once and
+in any order, so every step: finds its run from deterministic names/tags, acts only if the
+run is in the state the step expects, treats "already exists" as done, and moves the run on
+with a conditional write (a lost write is a duplicate: StaleTransition -> done). Transient
+AWS errors are re-raised so EventBridge retries; anything else ends the run as FAILED.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from retraining import names, sagemaker_requests
+from retraining.aws_errors import error_message, is_retryable
+from retraining.best_job import NoBestJob, best_job, first_failure
+from retraining.deployment import create_once, deploy
+from retraining.events import (
+    ENDPOINT_DETAIL_TYPE,
+    TRAINING_DETAIL_TYPE,
+    TUNING_DETAIL_TYPE,
+    detail,
+    normalised_status,
+    tags,
+)
+from retraining.overrides import TuneOverrides
+from retraining.quality_gate import decide, final_metrics
+from retraining.records import (
+    ACTIVE_STATUSES,
+    RunRecord,
+    RunStatus,
+    StaleTransition,
+    Trigger,
+    new_run_id,
+    utc_now,
+)
+
+log = logging.getLogger(__name__)
+
+Outcome = dict[str, Any]
+
+
+def _outcome(action: str, run_id: str | None = None, **extra: Any) -> Outcome:
+    return {"action": action, "run_id": run_id, **extra}
+
+
+def _fail(deps: Any, run_id: str, reason: str) -> Outcome:
+    try:
+        deps.store.transition(
+            run_id, RunStatus.FAILED, expected=ACTIVE_STATUSES, reason=reason, error=reason
+        )
+    except StaleTransition:
+        return _outcome("stale", run_id)
+    return _outcome("failed", run_id, reason=reason)
+
+
+def _guarded(deps: Any, run_id: str, step: Callable[[], Outcome]) -> Outcome:
+    """Run one step: retryable errors propagate (EventBridge retries the event), a lost
+    conditional write is a duplicate, any other error ends the run as FAILED."""
+    try:
+        return step()
+    except StaleTransition:
+        return _outcome("stale", run_id)
+    except Exception as error:
+        if is_retryable(error):
+            raise
+        log.exception("run %s failed", run_id)
+        return _fail(deps, run_id, f"{type(error).__name__}: {error_message(error)}")
+
+
+# -- start ----------------------------------------------------------------------------------
+
+
+def start_run(trigger: Trigger, overrides: TuneOverrides, deps: Any) -> RunRecord:
+    """Take the single active slot (conditional write; RunAlreadyActive when taken), then
+    start the tuning job. If SageMaker refuses, the run ends FAILED (freeing the slot) and
+    the error propagates to the caller."""
+    settings, store = deps.settings, deps.store
+    overrides.check_allowed(settings.allowed_instance_types)
+    run_id = new_run_id()
+    champion = store.get_champion() if settings.warm_start else None
+    parent = (champion or {}).get("tuning_job_name")
+    run = store.create(
+        RunRecord(
+            run_id=run_id,
+            trigger=trigger,
+            status=RunStatus.TUNING,
+            overrides=overrides.model_dump(mode="json", exclude_none=True),
+            tuning_job_name=names.tuning_job_name(settings.resource_prefix, run_id),
+            warm_start_parent=parent,
+            endpoint_name=settings.endpoint_name,
+        )
+    )
+    request = sagemaker_requests.tuning_job_request(settings, run_id, overrides, parent)
+    try:
+        create_once(deps.sagemaker.create_hyper_parameter_tuning_job, request)
+    except Exception as error:
+        _fail(deps, run_id, f"could not start tuning: {error_message(error)}")
+        raise
+    log.info("run %s started tuning job %s", run_id, run.tuning_job_name)
+    return run
+
+
+# -- tuning finished ------------------------------------------------------------------------
+
+
+def on_tuning_job_state_change(event: dict[str, Any], deps: Any) -> Outcome:
+    body = detail(
+        event, TUNING_DETAIL_TYPE, "HyperParameterTuningJobName", "HyperParameterTuningJobStatus"
+    )
+    name, status = body["HyperParameterTuningJobName"], body["HyperParameterTuningJobStatus"]
+    prefix = deps.settings.resource_prefix
+    run_id = names.run_id_from_tuning_job(prefix, name)
+    if run_id is None:
+        return _outcome("ignored", reason=f"{name} is not a {prefix} tuning job")
+    run = deps.store.get(run_id)
+    if run is None:
+        return _outcome("ignored", run_id, reason="no such run")
+    if run.status is not RunStatus.TUNING or run.tuning_job_name != name:
+        return _outcome("stale", run_id, status=run.status.value)
+    if status in ("Failed", "Stopped"):
+        reason = body.get("FailureReason") or f"tuning job {name} {status.lower()}"
+        return _fail(deps, run_id, reason)
+    if status != "Completed":
+        return _outcome("waiting", run_id, status=status)
+    return _guarded(deps, run_id, lambda: _start_final_training(deps, run, name))
+
+
+def _start_final_training(deps: Any, run: RunRecord, tuning_job: str) -> Outcome:
+    settings, sagemaker = deps.settings, deps.sagemaker
+    description = sagemaker.describe_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=tuning_job
+    )
+    try:
+        best = best_job(description)
+    except NoBestJob as error:
+        trials = sagemaker.list_training_jobs_for_hyper_parameter_tuning_job(
+            HyperParameterTuningJobName=tuning_job, StatusEquals="Failed", MaxResults=10
+        ).get("TrainingJobSummaries", [])
+        example = first_failure(trials)
+        return _fail(deps, run.run_id, f"{error}" + (f"; e.g. {example}" if example else ""))
+    overrides = TuneOverrides.model_validate(run.overrides)
+    request = sagemaker_requests.final_training_request(
+        settings, run.run_id, overrides, best.hyperparameters
+    )
+    create_once(sagemaker.create_training_job, request)
+    metrics = (
+        {best.objective_metric: best.objective_value}
+        if best.objective_metric and best.objective_value is not None
+        else {}
+    )
+    deps.store.transition(
+        run.run_id,
+        RunStatus.TRAINING,
+        expected={RunStatus.TUNING},
+        reason=f"best trial {best.training_job_name}",
+        training_job_name=request["TrainingJobName"],
+        best_training_job_name=best.training_job_name,
+        best_hyperparameters=best.hyperparameters,
+        metrics=metrics,
+    )
+    return _outcome("training", run.run_id, training_job_name=request["TrainingJobName"])
+
+
+# -- final training finished ----------------------------------------------------------------
+
+
+def on_training_job_state_change(event: dict[str, Any], deps: Any) -> Outcome:
+    body = detail(event, TRAINING_DETAIL_TYPE, "TrainingJobName", "TrainingJobStatus")
+    name, status = body["TrainingJobName"], body["TrainingJobStatus"]
+    run_id = names.run_id_from_final_job(deps.settings.resource_prefix, name)
+    stage = tags(body).get("stage")
+    # HPO trials emit the same event: only the run's final job (name and tag) goes on.
+    if run_id is None or stage not in (None, "final"):
+        return _outcome("ignored", reason=f"{name} is not a final training job")
+    run = deps.store.get(run_id)
+    if run is None:
+        return _outcome("ignored", run_id, reason="no such run")
+    if run.status is not RunStatus.TRAINING or run.training_job_name != name:
+        return _outcome("stale", run_id, status=run.status.value)
+    if status in ("Failed", "Stopped"):
+        reason = body.get("FailureReason") or f"training job {name} {status.lower()}"
+        return _fail(deps, run_id, reason)
+    if status != "Completed":
+        return _outcome("waiting", run_id, status=status)
+    return _guarded(deps, run_id, lambda: _gate_and_deploy(deps, run, name))
+
+
+def _gate_and_deploy(deps: Any, run: RunRecord, training_job: str) -> Outcome:
+    settings, sagemaker, store = deps.settings, deps.sagemaker, deps.store
+    description = sagemaker.describe_training_job(TrainingJobName=training_job)
+    metrics = {**run.metrics, **final_metrics(description)}
+    model_data_url = description["ModelArtifacts"]["S3ModelArtifacts"]
+    decision = decide(
+        metrics, store.get_champion(), settings.gate_min_accuracy, settings.gate_margin
+    )
+    if not decision.passed:
+        store.transition(
+            run.run_id,
+            RunStatus.REJECTED,
+            expected={RunStatus.TRAINING},
+            reason=decision.reason,
+            metrics=metrics,
+            model_data_url=model_data_url,
+        )
+        return _outcome("rejected", run.run_id, reason=decision.reason)
+    action = deploy(sagemaker, settings, run.run_id, model_data_url)
+    prefix = settings.resource_prefix
+    store.transition(
+        run.run_id,
+        RunStatus.DEPLOYING,
+        expected={RunStatus.TRAINING},
+        reason=f"{decision.reason}; {action}",
+        metrics=metrics,
+        model_data_url=model_data_url,
+        model_name=names.model_name(prefix, run.run_id),
+        endpoint_config_name=names.endpoint_config_name(prefix, run.run_id),
+        endpoint_name=settings.endpoint_name,
+    )
+    return _outcome("deploying", run.run_id, detail=action)
+
+
+# -- endpoint state -------------------------------------------------------------------------
+
+
+def on_endpoint_state_change(event: dict[str, Any], deps: Any) -> Outcome:
+    body = detail(event, ENDPOINT_DETAIL_TYPE, "EndpointName")
+    endpoint_name = body["EndpointName"]
+    if endpoint_name != deps.settings.endpoint_name:
+        return _outcome("ignored", reason=f"{endpoint_name} is not this stack's endpoint")
+    run = _deploying_run(deps, endpoint_name)
+    if run is None:
+        return _outcome("ignored", reason="no run is deploying")
+    return _guarded(deps, run.run_id, lambda: _settle_deployment(deps, run))
+
+
+def _deploying_run(deps: Any, endpoint_name: str) -> RunRecord | None:
+    # One active run at a time, and it is the newest: a short page is enough.
+    runs, _ = deps.store.list(limit=5)
+    for run in runs:
+        if run.status is RunStatus.DEPLOYING and run.endpoint_name == endpoint_name:
+            return run
+    return None
+
+
+def _settle_deployment(deps: Any, run: RunRecord) -> Outcome:
+    """Decide from DescribeEndpoint, not from the event: events arrive late and out of order,
+    and a rolled-back blue/green update also ends InService, on the old config."""
+    endpoint = deps.sagemaker.describe_endpoint(EndpointName=run.endpoint_name)
+    status = normalised_status(endpoint["EndpointStatus"])
+    live = endpoint.get("EndpointConfigName")
+    failure = endpoint.get("FailureReason")
+    if status == "inservice" and live == run.endpoint_config_name:
+        deps.store.set_champion(_champion(run))  # first: a retried event re-sets it harmlessly
+        deps.store.transition(
+            run.run_id,
+            RunStatus.DEPLOYED,
+            expected={RunStatus.DEPLOYING},
+            reason=f"{run.endpoint_name} in service with {live}",
+        )
+        return _outcome("deployed", run.run_id)
+    if status == "inservice":
+        reason = f"{run.endpoint_name} rolled back to {live}" + (f": {failure}" if failure else "")
+        deps.store.transition(
+            run.run_id,
+            RunStatus.ROLLED_BACK,
+            expected={RunStatus.DEPLOYING},
+            reason=reason,
+            error=reason,
+        )
+        return _outcome("rolled_back", run.run_id, reason=reason)
+    if status in ("failed", "updaterollbackfailed", "outofservice"):
+        return _fail(
+            deps, run.run_id, failure or f"{run.endpoint_name} {endpoint['EndpointStatus']}"
+        )
+    return _outcome("waiting", run.run_id, status=endpoint["EndpointStatus"])
+
+
+def _champion(run: RunRecord) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id,
+        "model_name": run.model_name,
+        "endpoint_config_name": run.endpoint_config_name,
+        "tuning_job_name": run.tuning_job_name,
+        "training_job_name": run.training_job_name,
+        "model_data_url": run.model_data_url,
+        "hyperparameters": run.best_hyperparameters,
+        "metrics": run.metrics,
+        "deployed_at": utc_now(),
+    }

@@ -1,0 +1,34 @@
+"""Training data for the local stack, placed in local S3: CIFAR-100 when it can be
+downloaded, generated sample data when asked (``--sample-data``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from local.sample_data import write_sample_dataset
+
+
+class DataUnavailable(RuntimeError):
+    pass
+
+
+def ensure_cifar100(folder: Path) -> Path:
+    """The official ``cifar-100-python/{train,test,meta}`` layout under ``folder``."""
+    if (folder / "cifar-100-python" / "train").is_file():
+        return folder
+    try:
+        from torchvision.datasets import CIFAR100
+
+        CIFAR100(str(folder), train=True, download=True)
+    except Exception as error:  # no network, proxy, disk: all mean "use --sample-data"
+        raise DataUnavailable(
+            f"could not download CIFAR-100 ({type(error).__name__}: {error}).\n"
+            "Run offline with generated sample data instead:  python -m local --sample-data"
+        ) from error
+    return folder
+
+
+def ensure_sample(folder: Path) -> tuple[Path, Path]:
+    if (folder / "test").is_dir():
+        return folder / "train", folder / "test"
+    return write_sample_dataset(folder)

@@ -1,0 +1,47 @@
+"""A folder in place of S3: ``s3://bucket/key`` is ``<root>/bucket/key``.
+
+URIs stay ``s3://`` everywhere, so requests still pass botocore's validation and the
+orchestration builds the same URIs it builds in the cloud.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tarfile
+from pathlib import Path
+
+
+class LocalS3:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path(self, uri: str) -> Path:
+        if not uri.startswith("s3://"):
+            raise ValueError(f"not an s3:// URI: {uri!r}")
+        bucket_and_key = uri[len("s3://") :].strip("/")
+        if not bucket_and_key or ".." in bucket_and_key.split("/"):
+            raise ValueError(f"bad s3 URI: {uri!r}")
+        return self.root / bucket_and_key
+
+    def put_tarball(self, source_dir: Path, uri: str) -> Path:
+        """Write ``source_dir``'s contents as a ``.tar.gz`` object (SageMaker's artifact form)."""
+        target = self.path(uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(target, "w:gz") as tar:
+            for item in sorted(Path(source_dir).iterdir()):
+                tar.add(item, arcname=item.name)
+        return target
+
+    def put_tree(self, source_dir: Path, uri: str, ignore: tuple[str, ...] = ()) -> Path:
+        target = self.path(uri)
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(source_dir, target, ignore=shutil.ignore_patterns(*ignore))
+        return target
+
+    def extract(self, uri: str, dest: Path) -> Path:
+        """Unpack a ``.tar.gz`` object into ``dest`` (refusing paths that escape it)."""
+        dest.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(self.path(uri), "r:gz") as tar:
+            tar.extractall(dest, filter="data")
+        return dest

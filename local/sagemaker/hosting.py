@@ -1,0 +1,125 @@
+"""Endpoints hosted in-process: the model artifact's ``code/inference.py`` (or the repo's
+``model_handler/inference.py``) loaded with its ``model_fn``, answering InvokeEndpoint
+through ``input_fn`` -> ``predict_fn`` -> ``output_fn`` as the inference toolkit does."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from local.s3 import LocalS3
+from local.sagemaker.errors import ServiceError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    handler: ModuleType
+    model: Any
+
+
+def _import_handler(path: Path, unique: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"_local_endpoint_{unique}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    # Like the toolkit, the code dir is on the path so inference.py may import its siblings.
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
+    return module
+
+
+class Hosting:
+    def __init__(self, root: Path, s3: LocalS3) -> None:
+        self.root, self.s3 = root, s3
+        self._models: dict[str, LoadedModel] = {}
+        self._serving: dict[str, str] = {}  # endpoint -> model name
+        self._lock = threading.Lock()
+
+    def load(self, model: dict[str, Any]) -> LoadedModel:
+        """Unpack and load a model (CreateModel's description); cached per model name."""
+        name = model["ModelName"]
+        with self._lock:
+            if name in self._models:
+                return self._models[name]
+        container = model.get("PrimaryContainer") or model["Containers"][0]
+        model_dir = self.root / name
+        if not (model_dir / "metadata.json").exists():
+            self.s3.extract(container["ModelDataUrl"], model_dir)
+        program = container.get("Environment", {}).get("SAGEMAKER_PROGRAM", "inference.py")
+        candidates = [model_dir / "code" / program, REPO_ROOT / "model_handler" / "inference.py"]
+        script = next((p for p in candidates if p.is_file()), None)
+        if script is None:
+            raise FileNotFoundError(f"no inference script in {model_dir / 'code'}")
+        handler = _import_handler(script, name.replace("-", "_"))
+        loaded = LoadedModel(name, handler, handler.model_fn(str(model_dir)))
+        with self._lock:
+            self._models[name] = loaded
+        return loaded
+
+    def serve(self, endpoint: str, model: dict[str, Any]) -> None:
+        loaded = self.load(model)
+        with self._lock:
+            self._serving[endpoint] = loaded.name
+
+    def is_serving(self, endpoint: str) -> bool:
+        with self._lock:
+            return endpoint in self._serving
+
+    def invoke(
+        self, endpoint: str, body: bytes, content_type: str, accept: str
+    ) -> tuple[bytes, str]:
+        with self._lock:
+            name = self._serving.get(endpoint)
+            loaded = self._models.get(name) if name else None
+        if loaded is None:
+            raise ServiceError(
+                "ValidationError", f"Endpoint {endpoint} of account 000000000000 not found."
+            )
+        handler = loaded.handler
+        try:
+            data = handler.input_fn(body, content_type)
+            prediction = handler.predict_fn(data, loaded.model)
+            result = handler.output_fn(prediction, accept)
+        except Exception as error:
+            status = getattr(error, "status_code", 500)
+            message = _error_body(error)
+            raise ServiceError(
+                "ModelError",
+                f"Received {'client' if status < 500 else 'server'} error ({status}) from "
+                f'primary with message "{message}". See the endpoint\'s log.',
+                424,
+                OriginalStatusCode=status,
+                OriginalMessage=message,
+            ) from error
+        if isinstance(result, tuple):
+            payload, out_type = result
+        else:
+            payload, out_type = (
+                result,
+                accept if accept and "*" not in accept else "application/json",
+            )
+        if isinstance(payload, str):
+            payload = payload.encode()
+        elif not isinstance(payload, bytes):
+            payload = json.dumps(payload).encode()
+        return payload, out_type
+
+
+def _error_body(error: Exception) -> str:
+    for attribute in ("body", "message", "detail"):
+        value = getattr(error, attribute, None)
+        if value is not None:
+            return value if isinstance(value, str) else json.dumps(value)
+    return str(error)

@@ -1,0 +1,138 @@
+"""Assemble the local stack and install it as the process's collaborators.
+
+Swap the clients, not the code: the API and the orchestration handlers get real botocore
+clients whose requests the local SageMaker answers, an SQLite run store and settings that
+point at local S3, through the same ``retraining.deps.set_deps`` hook the tests use.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from local import data
+from local.bus import EventBus, Rule
+from local.rules import default_rules
+from local.run_store import SqliteRunStore
+from local.s3 import LocalS3
+from local.sagemaker.backend import LocalSageMaker
+from local.sagemaker.wire import attach_json_backend, attach_runtime_backend, make_client
+from retraining.deps import Deps, set_deps
+from retraining.settings import Settings
+
+log = logging.getLogger("local.stack")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BUCKET = "local-artifacts"
+TRAINING_SOURCE = f"s3://{BUCKET}/code/sourcedir.tar.gz"
+INFERENCE_SOURCE = f"s3://{BUCKET}/code/inference"
+
+
+def local_environment(sample_data: bool) -> dict[str, str]:
+    """Settings for a laptop: CPU, small images, no ImageNet download, few short trials.
+    Every value is a default: an environment variable of the same name wins."""
+    return {
+        "ARTIFACT_BUCKET": BUCKET,
+        "SAGEMAKER_ROLE_ARN": "arn:aws:iam::000000000000:role/local-sagemaker",
+        "TRAINING_IMAGE_URI": "local/pytorch-training:cpu",
+        "INFERENCE_IMAGE_URI": "local/pytorch-inference:cpu",
+        "TRAINING_SOURCE_S3_URI": TRAINING_SOURCE,
+        "INFERENCE_SOURCE_S3_URI": INFERENCE_SOURCE,
+        "TRAIN_DATA_S3_URI": f"s3://{BUCKET}/data/{'sample/train' if sample_data else 'cifar100'}",
+        "TEST_DATA_S3_URI": f"s3://{BUCKET}/data/{'sample/test' if sample_data else 'cifar100'}",
+        "TRAINING_INSTANCE_TYPE": "ml.m5.xlarge",
+        "TUNING_INSTANCE_TYPE": "ml.m5.xlarge",
+        "MAX_JOBS": "2",
+        "MAX_PARALLEL_JOBS": "1",
+        "IMAGE_SIZE": "32",
+        "PRETRAINED": "false",
+        "WARM_START": "false",
+        "SPOT_TRAINING": "false",
+        "DEBUGGER_ENABLED": "false",
+        # A few CPU epochs on real CIFAR-100 reach ~10%: the cloud's 0.5 would reject them all.
+        "GATE_MIN_ACCURACY": "0.5" if sample_data else "0.05",
+    }
+
+
+@dataclass
+class LocalStack:
+    root: Path
+    sample_data: bool = False
+    threads_per_job: int = 2
+    rules: list[Rule] | None = None
+
+    def start(self) -> LocalStack:
+        self.root.mkdir(parents=True, exist_ok=True)
+        for name, value in local_environment(self.sample_data).items():
+            os.environ.setdefault(name, value)
+        self.settings = Settings()
+        self.s3 = LocalS3(self.root / "s3")
+        self._prepare_data()
+        self._publish_code()
+        self.bus = EventBus(
+            self.rules or default_rules(self.settings.resource_prefix, self.settings.endpoint_name),
+            self.root / "events.jsonl",
+        )
+        self.sagemaker = LocalSageMaker(
+            self.root / "sagemaker", self.s3, self.bus.put, self.threads_per_job
+        )
+        self.store = SqliteRunStore(self.root / "runs.db")
+        backend = self.sagemaker
+        set_deps(
+            Deps(
+                settings_factory=lambda: self.settings,
+                sagemaker_factory=lambda: attach_json_backend(
+                    make_client("sagemaker"), backend.handle
+                ),
+                sagemaker_runtime_factory=lambda: attach_runtime_backend(
+                    make_client("sagemaker-runtime"), backend.invoke
+                ),
+                store_factory=lambda: self.store,
+                extras={"local_stack": self},
+            )
+        )
+        self.bus.start()
+        self.sagemaker.recover()  # jobs the previous stack left running are reported Failed
+        return self
+
+    def stop(self) -> None:
+        self.sagemaker.shutdown()
+        self.bus.stop()
+        set_deps(None)
+
+    def wait_idle(self, timeout: float = 30) -> bool:
+        """True once the event bus has nothing left to deliver (tests, CLI)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.bus.idle():
+                return True
+            time.sleep(0.1)
+        return False
+
+    def _prepare_data(self) -> None:
+        if self.sample_data:
+            data.ensure_sample(self.s3.path(f"s3://{BUCKET}/data/sample"))
+        else:
+            data.ensure_cifar100(self.s3.path(f"s3://{BUCKET}/data/cifar100"))
+
+    def _publish_code(self) -> None:
+        """What `sam deploy` uploads in the cloud: training/ as sourcedir.tar.gz and
+        model_handler/ as the inference_code channel. Republished at every start."""
+        staging = self.root / "staging" / "training"
+        if staging.exists():
+            shutil.rmtree(staging)
+        shutil.copytree(
+            REPO_ROOT / "training", staging, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
+        self.s3.put_tarball(staging, TRAINING_SOURCE)
+        self.s3.put_tree(
+            REPO_ROOT / "model_handler", INFERENCE_SOURCE, ignore=("__pycache__", "*.pyc")
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {"root": str(self.root), "s3": str(self.s3.root), "runs": str(self.store.path)}

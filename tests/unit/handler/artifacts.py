@@ -1,0 +1,97 @@
+"""Test helpers: artifacts in the contract's format (model.pt, classes.json, metadata.json)."""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+PHOTOS = ("rocket", "coffee", "astronaut", "chelsea", "camera")
+CIFAR_MEAN = [0.5071, 0.4865, 0.4409]
+CIFAR_STD = [0.2673, 0.2564, 0.2762]
+
+
+class TinyNet(torch.nn.Module):
+    """A few-kilobyte CNN: fast stand-in where the architecture does not matter."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.features = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, 3, padding=1),
+            torch.nn.BatchNorm2d(8),
+            torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(1),
+        )
+        self.head = torch.nn.Linear(8, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.flatten(self.features(x), 1))
+
+
+def write_artifact(
+    model_dir: Path, module: torch.nn.Module, classes: list[str], image_size: int
+) -> Path:
+    """Trace ``module`` and write the artifact exactly as docs/contracts.md describes it."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    module.eval()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore", FutureWarning)
+        traced = torch.jit.trace(module, torch.randn(1, 3, image_size, image_size))
+        torch.jit.save(traced, str(model_dir / "model.pt"))
+    (model_dir / "classes.json").write_text(json.dumps(classes))
+    metadata = {
+        "format_version": 1,
+        "architecture": type(module).__name__.lower(),
+        "weights_file": "model.pt",
+        "weights_format": "torchscript",
+        "num_classes": len(classes),
+        "image_size": image_size,
+        "preprocess": {
+            "resize": [image_size, image_size],
+            "interpolation": "bilinear",
+            "mean": CIFAR_MEAN,
+            "std": CIFAR_STD,
+        },
+        "hyperparameters": {"learning_rate": 0.01, "batch_size": 128, "epochs": 1},
+        "metrics": {"test_acc": 0.01},
+        "training_job_name": f"cifar100-test-{model_dir.name}-final",
+        "model_version": f"cifar100-test-{model_dir.name}",
+        "created_at": "2026-11-28T03:05:12Z",
+        "torch_version": torch.__version__,
+    }
+    (model_dir / "metadata.json").write_text(json.dumps(metadata))
+    return model_dir
+
+
+def load(model_dir: Path):
+    from model_handler import inference
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("INFERENCE_NUM_THREADS", "1")
+        return inference.model_fn(str(model_dir))
+
+
+def encode(array: np.ndarray, fmt: str, **save_args) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, fmt, **save_args)
+    return buffer.getvalue()
+
+
+def invoke(model, body, content_type: str, accept: str | None = "application/json") -> dict:
+    """The toolkit's default transform: input_fn -> predict_fn -> output_fn, JSON decoded."""
+    from model_handler import inference
+
+    data = inference.input_fn(body, content_type)
+    return json.loads(inference.output_fn(inference.predict_fn(data, model), accept))
+
+
+def b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode("utf-8")

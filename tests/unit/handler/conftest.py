@@ -1,0 +1,51 @@
+"""Fixtures: small artifacts in the contract's format, loaded once, and real photos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+import torchvision
+
+from tests.unit.handler.artifacts import PHOTOS, TinyNet, load, write_artifact
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    # model_fn sets torch's thread count from this; the test machine's cores are shared.
+    monkeypatch.setenv("INFERENCE_NUM_THREADS", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    classes = [f"class_{i}" for i in range(10)]
+    return write_artifact(tmp_path_factory.mktemp("tiny"), TinyNet(10), classes, 16)
+
+
+@pytest.fixture(scope="session")
+def resnet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    classes = [f"label_{i:03d}" for i in range(100)]
+    net = torchvision.models.resnet34(weights=None, num_classes=100)
+    return write_artifact(tmp_path_factory.mktemp("resnet34"), net, classes, 32)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_dir: Path):
+    return load(tiny_dir)
+
+
+@pytest.fixture(scope="session")
+def resnet_model(resnet_dir: Path):
+    return load(resnet_dir)
+
+
+@pytest.fixture(scope="session")
+def photos() -> dict[str, np.ndarray]:
+    return {name: getattr(skimage.data, name)() for name in PHOTOS}

@@ -1,10 +1,17 @@
 """The EventBridge rules of the cloud stack, for the local bus.
 
-The same patterns as the template's rules: tuning jobs of this project that ended; only
-the final (instrumented) training job, never the HPO trials; the serving endpoint's state.
+Read from ``template.yaml`` itself (each function's ``EventBridgeRule`` events: pattern and
+handler), so the local bus filters exactly as the deployed rules do, e.g. only the final
+training job, never the HPO trials. A built-in copy is the fallback without a template.
 """
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
 
 from local.bus import Rule
 from local.events import ENDPOINT, TRAINING, TUNING
@@ -12,34 +19,87 @@ from local.events import ENDPOINT, TRAINING, TUNING
 HANDLERS = "orchestration.handlers"
 
 
+class _TemplateLoader(yaml.SafeLoader):
+    """CloudFormation YAML: short-form intrinsics become ``{"Fn::X": value}`` nodes."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {"Ref" if suffix == "Ref" else f"Fn::{suffix}": value}
+
+
+_TemplateLoader.add_multi_constructor("!", _intrinsic)
+
+
+def _resolve(value: Any, parameters: dict[str, str]) -> Any:
+    """Resolve the ``Ref``/``Fn::Sub`` of parameters that event patterns use."""
+    if isinstance(value, list):
+        return [_resolve(v, parameters) for v in value]
+    if isinstance(value, dict):
+        if set(value) == {"Ref"}:
+            return parameters[value["Ref"]]
+        if set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
+            return re.sub(r"\$\{([^}!]+)\}", lambda m: parameters[m.group(1)], value["Fn::Sub"])
+        return {k: _resolve(v, parameters) for k, v in value.items()}
+    return value
+
+
+def rules_from_template(template: Path, parameters: dict[str, str]) -> list[Rule]:
+    document = yaml.load(template.read_text(), Loader=_TemplateLoader)
+    defaults = {
+        name: str(spec.get("Default", ""))
+        for name, spec in (document.get("Parameters") or {}).items()
+    }
+    values = {**defaults, **parameters}
+    rules = []
+    for resource in (document.get("Resources") or {}).values():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        properties = resource.get("Properties", {})
+        module, _, function = properties.get("Handler", "").rpartition(".")
+        for name, event in (properties.get("Events") or {}).items():
+            if event.get("Type") in ("EventBridgeRule", "CloudWatchEvent"):
+                pattern = _resolve(event["Properties"]["Pattern"], values)
+                rules.append(Rule(name, pattern, f"{module}:{function}"))
+    return rules
+
+
 def default_rules(prefix: str, endpoint_name: str) -> list[Rule]:
+    """The template's rules, for a checkout without it."""
+    ended = ["Completed", "Failed", "Stopped"]
     return [
         Rule(
-            "tuning-job-state-change",
+            "TuningJobFinished",
             {
                 "source": ["aws.sagemaker"],
                 "detail-type": [TUNING],
                 "detail": {
-                    "HyperParameterTuningJobStatus": ["Completed", "Failed", "Stopped"],
-                    "Tags": {"project": [prefix]},
+                    "HyperParameterTuningJobName": [{"prefix": f"{prefix}-"}],
+                    "HyperParameterTuningJobStatus": ended,
                 },
             },
             f"{HANDLERS}:tuning_job_state_change",
         ),
         Rule(
-            "training-job-state-change",
+            "FinalTrainingJobFinished",
             {
                 "source": ["aws.sagemaker"],
                 "detail-type": [TRAINING],
                 "detail": {
-                    "TrainingJobStatus": ["Completed", "Failed", "Stopped"],
+                    "TrainingJobName": [{"prefix": f"{prefix}-"}],
+                    "TrainingJobStatus": ended,
                     "Tags": {"project": [prefix], "stage": ["final"]},
                 },
             },
             f"{HANDLERS}:training_job_state_change",
         ),
         Rule(
-            "endpoint-state-change",
+            "EndpointStateChanged",
             {
                 "source": ["aws.sagemaker"],
                 "detail-type": [ENDPOINT],
@@ -48,3 +108,13 @@ def default_rules(prefix: str, endpoint_name: str) -> list[Rule]:
             f"{HANDLERS}:endpoint_state_change",
         ),
     ]
+
+
+def stack_rules(repo_root: Path, prefix: str, endpoint_name: str) -> list[Rule]:
+    template = repo_root / "template.yaml"
+    if template.is_file():
+        parameters = {"ResourcePrefix": prefix, "EndpointName": endpoint_name}
+        rules = rules_from_template(template, parameters)
+        if rules:
+            return rules
+    return default_rules(prefix, endpoint_name)

@@ -17,7 +17,7 @@ from typing import Any
 
 from local import data
 from local.bus import EventBus, Rule
-from local.rules import default_rules
+from local.rules import stack_rules
 from local.run_store import SqliteRunStore
 from local.s3 import LocalS3
 from local.sagemaker.backend import LocalSageMaker
@@ -75,7 +75,8 @@ class LocalStack:
         self._prepare_data()
         self._publish_code()
         self.bus = EventBus(
-            self.rules or default_rules(self.settings.resource_prefix, self.settings.endpoint_name),
+            self.rules
+            or stack_rules(REPO_ROOT, self.settings.resource_prefix, self.settings.endpoint_name),
             self.root / "events.jsonl",
         )
         self.sagemaker = LocalSageMaker(

@@ -1,0 +1,130 @@
+"""``python -m local [serve]`` starts the stack; the other commands talk to it over HTTP."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+COMMANDS = ("serve", "predict", "tune", "watch", "runs", "show")
+DEFAULT_URL = os.environ.get("LOCAL_API_URL", "http://127.0.0.1:8000")
+
+
+def _range(kind: type) -> Any:
+    def parse(text: str) -> dict[str, Any]:
+        low, _, high = text.partition("-") if kind is int else text.partition(":")
+        return {"min": kind(low), "max": kind(high or low)}
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m local", description=__doc__)
+    commands = parser.add_subparsers(dest="command")
+
+    serve = commands.add_parser("serve", help="start the local stack and the API (default)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--root", type=Path, default=Path(".local-stack"), help="state folder")
+    serve.add_argument(
+        "--sample-data",
+        action="store_true",
+        help="train on generated sample images instead of downloading CIFAR-100 (offline)",
+    )
+    serve.add_argument("--threads", type=int, default=2, help="CPU threads per job")
+
+    for name in COMMANDS[1:]:
+        sub = commands.add_parser(name)
+        sub.add_argument("--url", default=DEFAULT_URL, help="the local API")
+        if name == "predict":
+            sub.add_argument("image", type=Path)
+            sub.add_argument("--top-k", type=int, default=5)
+        if name in ("watch", "show"):
+            sub.add_argument("run_id")
+        if name == "show":
+            sub.add_argument("--root", type=Path, default=Path(".local-stack"))
+        if name == "tune":
+            sub.add_argument("--max-jobs", type=int)
+            sub.add_argument("--max-parallel-jobs", type=int)
+            sub.add_argument("--epochs", type=_range(int), help="e.g. 1-3")
+            sub.add_argument("--learning-rate", type=_range(float), help="e.g. 0.001:0.05")
+            sub.add_argument("--batch-sizes", help="e.g. 16,32")
+            sub.add_argument("--watch", action="store_true", help="follow the run until it ends")
+    return parser
+
+
+def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
+    overrides = {
+        "max_jobs": args.max_jobs,
+        "max_parallel_jobs": args.max_parallel_jobs,
+        "epochs": args.epochs,
+        "learning_rate": args.learning_rate,
+        "batch_sizes": [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else None,
+    }
+    return {k: v for k, v in overrides.items() if v is not None}
+
+
+def curves(root: Path, training_job_name: str | None) -> list[Path]:
+    if not training_job_name:
+        return []
+    output = root / "sagemaker" / "jobs" / training_job_name / "output" / "data"
+    return sorted(output.rglob("*.png"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in (*COMMANDS, "-h", "--help"):
+        argv.insert(0, "serve")
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        from local.server import serve
+
+        return serve(args.host, args.port, args.root, args.sample_data, args.threads)
+
+    from local.client import ApiClient
+
+    api = ApiClient(args.url)
+    if args.command == "predict":
+        result = api.predict(args.image, args.top_k)
+        for p in result["predictions"]:
+            print(f"{p['probability']:7.2%}  {p['label']}")
+        print(f"model: {result['model'].get('version')}")
+    elif args.command == "tune":
+        accepted = api.tune(overrides_from(args))
+        print(f"run {accepted['run_id']} started ({accepted['status']})")
+        if args.watch:
+            final = api.watch(accepted["run_id"])
+            print(
+                json.dumps(
+                    {
+                        "status": final["status"],
+                        "metrics": final["metrics"],
+                        "error": final["error"],
+                    }
+                )
+            )
+    elif args.command == "watch":
+        final = api.watch(args.run_id)
+        print(
+            json.dumps(
+                {"status": final["status"], "metrics": final["metrics"], "error": final["error"]}
+            )
+        )
+    elif args.command == "runs":
+        for run in api.runs()["runs"]:
+            acc = run["metrics"].get("test_acc")
+            print(f"{run['run_id']}  {run['status']:<11} {run['created_at']}  test_acc={acc}")
+    elif args.command == "show":
+        run = api.run(args.run_id)
+        print(
+            json.dumps(
+                {k: run[k] for k in ("status", "best_hyperparameters", "metrics", "error")},
+                indent=2,
+            )
+        )
+        for path in curves(args.root, run.get("training_job_name")):
+            print(f"curve: {path.resolve()}")
+    return 0

@@ -1,0 +1,165 @@
+"""model_fn: artifact checks, device and thread choice, and how the toolkit sees our errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import json
+import shutil
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+from model_handler import inference
+
+HANDLER_FILE = Path(inference.__file__)
+
+
+def test_model_fn_accepts_the_toolkit_context(tiny_dir) -> None:
+    model = inference.model_fn(str(tiny_dir), object())
+    assert model.classes == [f"class_{i}" for i in range(10)]
+    assert model.device == torch.device("cpu")
+    assert model.preprocess.size == (16, 16)
+
+
+def test_model_fn_uses_the_configured_threads(monkeypatch, tiny_dir) -> None:
+    monkeypatch.setenv("INFERENCE_NUM_THREADS", "1")
+    inference.model_fn(str(tiny_dir))
+    assert torch.get_num_threads() == 1
+
+
+@pytest.mark.parametrize(
+    ("env", "cpus", "expected"),
+    [
+        ({"INFERENCE_NUM_THREADS": "3"}, 8, 3),
+        ({"SAGEMAKER_MODEL_SERVER_WORKERS": "2"}, 8, 4),
+        ({"SAGEMAKER_MODEL_SERVER_WORKERS": "4"}, 2, 1),
+        ({}, 2, 2),
+    ],
+)
+def test_threads_share_the_cpus_among_workers(monkeypatch, env, cpus, expected) -> None:
+    monkeypatch.delenv("INFERENCE_NUM_THREADS", raising=False)
+    monkeypatch.delenv("SAGEMAKER_MODEL_SERVER_WORKERS", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(inference, "available_cpus", lambda: cpus)
+    assert inference.inference_threads() == expected
+
+
+@pytest.mark.parametrize(("cuda", "expected"), [(True, "cuda"), (False, "cpu")])
+def test_device_follows_gpu_availability(monkeypatch, cuda, expected) -> None:
+    monkeypatch.delenv("INFERENCE_DEVICE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert inference.select_device() == torch.device(expected)
+
+
+def test_device_override(monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("INFERENCE_DEVICE", "cpu")
+    assert inference.select_device() == torch.device("cpu")
+
+
+def test_gpu_instance_loads_the_weights_straight_onto_the_gpu(monkeypatch, tiny_dir) -> None:
+    monkeypatch.delenv("INFERENCE_DEVICE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    seen: dict = {}
+
+    class Loaded(Exception):
+        pass
+
+    def fake_load(path, map_location=None):
+        seen.update(path=path, map_location=map_location)
+        raise Loaded
+
+    monkeypatch.setattr(torch.jit, "load", fake_load)
+    with pytest.raises(Loaded):
+        inference.model_fn(str(tiny_dir))
+    assert seen == {"path": str(tiny_dir / "model.pt"), "map_location": torch.device("cuda")}
+
+
+def test_cpu_module_is_frozen_for_inference(tiny_model) -> None:
+    # Frozen modules hold weights as constants: no parameters are left to look up per call.
+    assert list(tiny_model.module.parameters()) == []
+
+
+def _broken_copy(src: Path, dst: Path, file: str, change: dict | list) -> Path:
+    shutil.copytree(src, dst)
+    path = dst / file
+    document = json.loads(path.read_text())
+    if isinstance(change, dict):
+        document.update(change)
+    else:
+        document = change
+    path.write_text(json.dumps(document))
+    return dst
+
+
+@pytest.mark.parametrize(
+    ("file", "change", "message"),
+    [
+        ("metadata.json", {"format_version": 2}, "format_version"),
+        ("metadata.json", {"weights_format": "state_dict"}, "weights_format"),
+        ("metadata.json", {"num_classes": 100}, "classes"),
+        ("metadata.json", {"preprocess": {"resize": 16}}, "preprocess"),
+        ("classes.json", [1, 2, 3], "classes.json"),
+    ],
+)
+def test_inconsistent_artifact_fails_at_load(tmp_path, tiny_dir, file, change, message) -> None:
+    broken = _broken_copy(tiny_dir, tmp_path / "broken", file, change)
+    with pytest.raises(ValueError, match=message):
+        inference.model_fn(str(broken))
+
+
+def test_handler_functions_fit_the_toolkit_calling_convention() -> None:
+    # sagemaker_inference passes (args...) or (args..., context) depending on the arity.
+    for function, arguments in [
+        (inference.model_fn, 1),
+        (inference.input_fn, 2),
+        (inference.predict_fn, 2),
+        (inference.output_fn, 2),
+    ]:
+        parameters = list(inspect.signature(function).parameters.values())
+        assert len(parameters) == arguments + 1
+        assert parameters[-1].default is None
+
+
+def test_errors_subclass_the_toolkit_base_inside_the_container(monkeypatch) -> None:
+    # Inside the endpoint, sagemaker_inference is installed; its transformer keeps an
+    # exception's status only for BaseInferenceToolkitError subclasses (else: 500).
+    class BaseInferenceToolkitError(Exception):
+        def __init__(self, status_code, message, phrase):
+            self.status_code, self.message, self.phrase = status_code, message, phrase
+            super().__init__(status_code, message, phrase)
+
+    errors = types.ModuleType("sagemaker_inference.errors")
+    errors.BaseInferenceToolkitError = BaseInferenceToolkitError
+    package = types.ModuleType("sagemaker_inference")
+    package.errors = errors
+    monkeypatch.setitem(sys.modules, "sagemaker_inference", package)
+    monkeypatch.setitem(sys.modules, "sagemaker_inference.errors", errors)
+    # The container imports code/inference.py as a top-level module.
+    spec = importlib.util.spec_from_file_location("inference", HANDLER_FILE)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "inference", module)
+    spec.loader.exec_module(module)
+
+    with pytest.raises(BaseInferenceToolkitError) as caught:
+        module.input_fn(b"...", "text/plain")
+
+    error = caught.value
+    assert (error.status_code, error.phrase) == (415, "Unsupported Media Type")
+    assert json.loads(error.message)["error"] == "unsupported_content_type"
+
+
+def test_errors_carry_status_without_the_toolkit() -> None:
+    error = inference.InferenceError(413, "image_too_large", "too big")
+    assert (error.status_code, error.phrase) == (413, "Request Entity Too Large")
+    assert json.loads(error.message) == {
+        "error": "image_too_large",
+        "message": "too big",
+        "status": 413,
+    }
+    assert "\n" not in error.message  # the toolkit appends the traceback after a newline

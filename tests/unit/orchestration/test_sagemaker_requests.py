@@ -1,0 +1,207 @@
+"""Request builders: the fields that decide what SageMaker does, checked one by one and
+validated against botocore's service model."""
+
+from __future__ import annotations
+
+import re
+
+import boto3
+import pytest
+from botocore.validate import validate_parameters
+
+import metric_definitions
+from retraining import names, sagemaker_requests
+from retraining.overrides import TuneOverrides
+from retraining.records import new_run_id
+from tests.unit.orchestration.conftest import T, make_settings
+
+RUN_ID = new_run_id(T)
+BEST = {
+    "learning_rate": "0.0123",
+    "batch_size": "128",
+    "epochs": "6",
+    "_tuning_objective_metric": "val_acc",
+}
+_MODEL = boto3.client("sagemaker", region_name="us-east-1").meta.service_model
+
+
+def assert_valid(operation: str, request: dict) -> None:
+    validate_parameters(request, _MODEL.operation_model(operation).input_shape)
+
+
+def test_tuning_request_searches_the_documented_space():
+    request = sagemaker_requests.tuning_job_request(make_settings(), RUN_ID, TuneOverrides())
+    assert_valid("CreateHyperParameterTuningJob", request)
+    config = request["HyperParameterTuningJobConfig"]
+    assert config["Strategy"] == "Bayesian"
+    assert config["TrainingJobEarlyStoppingType"] == "Auto"
+    assert config["HyperParameterTuningJobObjective"] == {
+        "Type": "Maximize",
+        "MetricName": "val_acc",
+    }
+    assert config["ResourceLimits"] == {"MaxNumberOfTrainingJobs": 8, "MaxParallelTrainingJobs": 2}
+    ranges = config["ParameterRanges"]
+    assert ranges["ContinuousParameterRanges"] == [
+        {
+            "Name": "learning_rate",
+            "MinValue": "0.0001",
+            "MaxValue": "0.1",
+            "ScalingType": "Logarithmic",
+        }
+    ]
+    assert ranges["CategoricalParameterRanges"] == [
+        {"Name": "batch_size", "Values": ["64", "128", "256"]}
+    ]
+    assert ranges["IntegerParameterRanges"][0]["Name"] == "epochs"
+    assert "WarmStartConfig" not in request
+    assert request["HyperParameterTuningJobName"] == f"cifar100-{RUN_ID}"
+    assert len(request["HyperParameterTuningJobName"]) <= 32
+    assert {"Key": "stage", "Value": "hpo"} in request["Tags"]
+    assert {"Key": "run-id", "Value": RUN_ID} in request["Tags"]
+
+
+def test_tuning_trials_run_hpo_py_from_the_uploaded_source_and_read_the_shared_regexes():
+    settings = make_settings()
+    definition = sagemaker_requests.tuning_job_request(settings, RUN_ID, TuneOverrides())[
+        "TrainingJobDefinition"
+    ]
+    static = definition["StaticHyperParameters"]
+    assert static["sagemaker_program"] == "hpo.py"
+    assert static["sagemaker_submit_directory"] == settings.training_source_s3_uri
+    assert static["image_size"] == "128"
+    assert static["pretrained"] == "true"
+    metrics = definition["AlgorithmSpecification"]["MetricDefinitions"]
+    assert metrics == metric_definitions.TUNING_METRIC_DEFINITIONS
+    # The objective is among them, and its regex reads the line training prints.
+    (objective,) = [m for m in metrics if m["Name"] == "val_acc"]
+    line = metric_definitions.format_metrics(epoch=3, train_loss=1.2, val_loss=1.4, val_acc=0.6125)
+    assert float(re.search(objective["Regex"], line).group(1)) == pytest.approx(0.6125)
+    channels = [c["ChannelName"] for c in definition["InputDataConfig"]]
+    assert channels == ["train", "test"]
+    assert "EnableManagedSpotTraining" not in definition
+
+
+def test_overrides_narrow_the_search():
+    overrides = TuneOverrides(
+        max_jobs=3,
+        max_parallel_jobs=3,
+        epochs={"min": 2, "max": 4},
+        learning_rate={"min": 0.001, "max": 0.05},
+        batch_sizes=[256, 32, 32],
+        instance_type="ml.g4dn.xlarge",
+    )
+    request = sagemaker_requests.tuning_job_request(make_settings(), RUN_ID, overrides)
+    assert_valid("CreateHyperParameterTuningJob", request)
+    config = request["HyperParameterTuningJobConfig"]
+    assert config["ResourceLimits"] == {"MaxNumberOfTrainingJobs": 3, "MaxParallelTrainingJobs": 3}
+    ranges = config["ParameterRanges"]
+    assert ranges["IntegerParameterRanges"][0]["MinValue"] == "2"
+    assert ranges["IntegerParameterRanges"][0]["MaxValue"] == "4"
+    assert ranges["ContinuousParameterRanges"][0]["MinValue"] == "0.001"
+    assert ranges["CategoricalParameterRanges"][0]["Values"] == ["32", "256"]
+    assert request["TrainingJobDefinition"]["ResourceConfig"]["InstanceType"] == "ml.g4dn.xlarge"
+
+
+def test_parallel_jobs_never_exceed_jobs_when_only_one_is_overridden():
+    request = sagemaker_requests.tuning_job_request(
+        make_settings(), RUN_ID, TuneOverrides(max_jobs=1)
+    )
+    limits = request["HyperParameterTuningJobConfig"]["ResourceLimits"]
+    assert limits == {"MaxNumberOfTrainingJobs": 1, "MaxParallelTrainingJobs": 1}
+
+
+def test_spot_training_checkpoints_to_s3_and_waits_longer_than_it_runs():
+    settings = make_settings(spot_training=True, max_runtime_s=7200, spot_max_wait_s=3600)
+    tuning = sagemaker_requests.tuning_job_request(settings, RUN_ID, TuneOverrides())
+    final = sagemaker_requests.final_training_request(settings, RUN_ID, TuneOverrides(), BEST)
+    assert_valid("CreateHyperParameterTuningJob", tuning)
+    assert_valid("CreateTrainingJob", final)
+    for job, stage in ((tuning["TrainingJobDefinition"], "hpo"), (final, "final")):
+        assert job["EnableManagedSpotTraining"] is True
+        assert job["CheckpointConfig"] == {
+            "S3Uri": f"s3://cifar100-artifacts/runs/{RUN_ID}/checkpoints/{stage}",
+            "LocalPath": "/opt/ml/checkpoints",
+        }
+        assert job["StoppingCondition"] == {
+            "MaxRuntimeInSeconds": 7200,
+            "MaxWaitTimeInSeconds": 7200,
+        }
+
+
+def test_final_job_drops_sagemakers_internal_hyperparameters():
+    request = sagemaker_requests.final_training_request(
+        make_settings(), RUN_ID, TuneOverrides(), BEST
+    )
+    assert "_tuning_objective_metric" not in request["HyperParameters"]
+    assert request["HyperParameters"]["sagemaker_program"] == "train_model.py"
+
+
+def test_debugger_on_records_every_epoch_runs_the_rules_and_profiles():
+    settings = make_settings(debugger_enabled=True, debugger_tensor_save_interval=50)
+    request = sagemaker_requests.final_training_request(settings, RUN_ID, TuneOverrides(), BEST)
+    assert_valid("CreateTrainingJob", request)
+    hook = request["DebugHookConfig"]
+    assert hook["S3OutputPath"] == f"s3://cifar100-artifacts/runs/{RUN_ID}/debug/tensors"
+    collections = {
+        c["CollectionName"]: c["CollectionParameters"] for c in hook["CollectionConfigurations"]
+    }
+    # save_interval counts steps: scalars every step means every epoch's value is kept.
+    assert collections["losses"] == {"train.save_interval": "1", "eval.save_interval": "1"}
+    assert collections["metrics"] == {"train.save_interval": "1", "eval.save_interval": "1"}
+    assert collections["weights"] == {"save_interval": "50"}
+    assert collections["gradients"] == {"save_interval": "50"}
+    rules = {r["RuleParameters"]["rule_to_invoke"]: r for r in request["DebugRuleConfigurations"]}
+    assert set(rules) >= {
+        "LossNotDecreasing",
+        "Overfit",
+        "VanishingGradient",
+        "PoorWeightInitialization",
+    }
+    assert {r["RuleEvaluatorImage"] for r in rules.values()} == {settings.debugger_rules_image_uri}
+    assert request["ProfilerConfig"]["S3OutputPath"].endswith("/debug/profiler")
+    assert request["ProfilerRuleConfigurations"][0]["RuleParameters"] == {
+        "rule_to_invoke": "ProfilerReport"
+    }
+
+
+def test_canary_rollout_and_no_alarms():
+    settings = make_settings(
+        deployment_strategy="canary", canary_percent=20, canary_wait_s=600, rollback_alarm_names=""
+    )
+    request = sagemaker_requests.update_endpoint_request(settings, RUN_ID)
+    assert_valid("UpdateEndpoint", request)
+    policy = request["DeploymentConfig"]["BlueGreenUpdatePolicy"]
+    assert policy["TrafficRoutingConfiguration"] == {
+        "Type": "CANARY",
+        "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 20},
+        "WaitIntervalInSeconds": 600,
+    }
+    assert "AutoRollbackConfiguration" not in request["DeploymentConfig"]
+
+
+@pytest.mark.parametrize(
+    ("operation", "request_"),
+    [
+        (
+            "CreateModel",
+            sagemaker_requests.model_request(make_settings(), RUN_ID, "s3://b/m.tar.gz"),
+        ),
+        (
+            "CreateEndpointConfig",
+            sagemaker_requests.endpoint_config_request(make_settings(), RUN_ID),
+        ),
+        ("CreateEndpoint", sagemaker_requests.create_endpoint_request(make_settings(), RUN_ID)),
+        ("UpdateEndpoint", sagemaker_requests.update_endpoint_request(make_settings(), RUN_ID)),
+    ],
+)
+def test_deployment_requests_match_the_service_model(operation, request_):
+    assert_valid(operation, request_)
+
+
+def test_names_tell_final_jobs_from_trials():
+    prefix = "cifar100"
+    assert names.run_id_from_final_job(prefix, f"cifar100-{RUN_ID}-final") == RUN_ID
+    assert names.run_id_from_final_job(prefix, f"cifar100-{RUN_ID}-003-4f1c2a9b") is None
+    assert names.run_id_from_final_job(prefix, f"other-{RUN_ID}-final") is None
+    assert names.run_id_from_tuning_job(prefix, f"cifar100-{RUN_ID}") == RUN_ID
+    assert names.run_id_from_tuning_job(prefix, "cifar100-latest") is None

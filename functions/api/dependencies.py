@@ -17,12 +17,17 @@ class StartRun(Protocol):
     def __call__(self, trigger: str, overrides: TuneOverrides, deps: Deps) -> RunRecord: ...
 
 
-def get_start_run() -> StartRun:
+async def current_deps() -> Deps:
+    # async: a sync dependency would cost a worker-thread hop on every request.
+    return get_deps()
+
+
+async def get_start_run() -> StartRun:
     # Imported on first use: /predict containers never load the orchestration code.
     from retraining.workflow import start_run
 
     return start_run
 
 
-DepsDep = Annotated[Deps, Depends(get_deps)]
+DepsDep = Annotated[Deps, Depends(current_deps)]
 StartRunDep = Annotated[StartRun, Depends(get_start_run)]

@@ -8,5 +8,5 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health", response_model=Health, summary="Liveness check (no AWS calls)")
-def health() -> Health:
+async def health() -> Health:
     return Health()

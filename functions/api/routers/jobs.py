@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 
+from api.blocking import call_blocking
 from api.dependencies import DepsDep, StartRunDep
 from api.errors import ApiError
 from api.responses import error_responses
@@ -42,7 +43,7 @@ def external_path(request: Request, path: str) -> str:
     summary="Start a retraining run (tuning, training, quality gate, deployment)",
     responses=error_responses(400, 409, 422),
 )
-def start_tuning(
+async def start_tuning(
     request: Request,
     response: Response,
     deps: DepsDep,
@@ -55,7 +56,7 @@ def start_tuning(
     except ValueError as exc:
         raise ApiError(422, "instance_type_not_allowed", str(exc)) from None
     try:
-        record = start_run("api", overrides, deps)
+        record = await call_blocking(request, start_run, "api", overrides, deps)
     except RunAlreadyActive as exc:
         active = exc.active_run_id
         headers = {"Location": external_path(request, f"/jobs/{active}")} if active else None
@@ -76,7 +77,8 @@ def start_tuning(
     summary="Recent retraining runs, newest first",
     responses=error_responses(400, 422),
 )
-def list_runs(
+async def list_runs(
+    request: Request,
     deps: DepsDep,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size")] = 20,
     cursor: Annotated[
@@ -85,7 +87,9 @@ def list_runs(
     ] = None,
 ) -> RunPage:
     try:
-        runs, next_cursor = deps.store.list(limit=limit, cursor=cursor)
+        runs, next_cursor = await call_blocking(
+            request, deps.store.list, limit=limit, cursor=cursor
+        )
     except ValueError:
         raise ApiError(400, "invalid_cursor", "cursor is not one this API returned") from None
     return RunPage(runs=runs, next_cursor=next_cursor)
@@ -97,8 +101,8 @@ def list_runs(
     summary="One retraining run: status, jobs, metrics, history",
     responses=error_responses(404, 422),
 )
-def get_run(run_id: RunId, deps: DepsDep) -> RunRecord:
-    record = deps.store.get(run_id)
+async def get_run(run_id: RunId, request: Request, deps: DepsDep) -> RunRecord:
+    record = await call_blocking(request, deps.store.get, run_id)
     if record is None:
         raise ApiError(404, "run_not_found", f"run {run_id} not found")
     return record

@@ -5,6 +5,7 @@ import time
 from fastapi import APIRouter, Request
 
 from api import endpoint
+from api.blocking import call_blocking
 from api.dependencies import DepsDep
 from api.errors import ApiError, request_id_of
 from api.images import decode_image
@@ -21,12 +22,19 @@ router = APIRouter(tags=["predict"])
     summary="Classify one image into CIFAR-100 labels",
     responses=error_responses(400, 413, 415, 422, 429, 502, 503, 504),
 )
-def predict(body: PredictRequest, request: Request, deps: DepsDep) -> PredictResponse:
+async def predict(body: PredictRequest, request: Request, deps: DepsDep) -> PredictResponse:
     started = time.perf_counter()
     settings = deps.settings
     decode_image(body.image, settings.max_image_bytes)  # refuse bad input before paying
     endpoint_started = time.perf_counter()
-    answer = endpoint.invoke(deps.sagemaker_runtime, settings.endpoint_name, body.image, body.top_k)
+    answer = await call_blocking(
+        request,
+        endpoint.invoke,
+        deps.sagemaker_runtime,
+        settings.endpoint_name,
+        body.image,
+        body.top_k,
+    )
     endpoint_ms = (time.perf_counter() - endpoint_started) * 1000
     try:
         response = PredictResponse(

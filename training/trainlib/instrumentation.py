@@ -162,6 +162,8 @@ class SmdebugScalars:
         collection.include("^batch_|^epoch_")
         # Every step, whatever save_interval the job's DebugHookConfig sets for the others.
         collection.save_config = smd.SaveConfig(save_interval=1)
+        if self.COLLECTION not in hook.include_collections:
+            hook.include_collections.append(self.COLLECTION)
         self.marker = torch.nn.Identity()
         hook.register_module(self.marker)
 

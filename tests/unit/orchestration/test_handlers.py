@@ -1,0 +1,174 @@
+"""The Lambda handlers end to end: EventBridge events in, DynamoDB (moto) run store, SageMaker
+through a Stubber (the calls moto fakes wrongly or not at all) or through moto itself."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from orchestration import handlers
+from retraining.deps import Deps, set_deps
+from retraining.dynamo_store import DynamoRunStore, table_definition
+from retraining.records import RunStatus
+from tests.unit.orchestration.conftest import (
+    endpoint_description,
+    load_event,
+    make_settings,
+    training_description,
+    tuning_description,
+)
+from tests.unit.orchestration.flow import ARN, best_trial, final_job
+
+
+@dataclass
+class Context:
+    function_name: str = "cifar100-orchestration"
+    function_version: str = "$LATEST"
+    invoked_function_arn: str = (
+        "arn:aws:lambda:us-east-1:123456789012:function:cifar100-orchestration"
+    )
+    memory_limit_in_mb: int = 256
+    aws_request_id: str = "52fdfc07-2182-154f-163f-5f0f9a621d72"
+    log_group_name: str = "/aws/lambda/cifar100-orchestration"
+    log_stream_name: str = "2026/11/28/[$LATEST]abc"
+
+
+@pytest.fixture
+def dynamo_deps(sagemaker) -> Iterator[Deps]:
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        dynamodb.create_table(**table_definition("cifar100-runs"))
+        settings = make_settings()
+        wired = Deps(
+            settings_factory=lambda: settings,
+            sagemaker_factory=lambda: sagemaker.client,
+            sagemaker_runtime_factory=lambda: None,
+            store_factory=lambda: DynamoRunStore(dynamodb, "cifar100-runs"),
+        )
+        set_deps(wired)
+        yield wired
+        set_deps(None)
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    """Powertools' handler holds the stdout of import time: point it at a buffer."""
+    buffer = io.StringIO()
+    handler = handlers.logger.registered_handler
+    previous = handler.setStream(buffer)
+    yield buffer
+    handler.setStream(previous)
+
+
+def log_lines(buffer: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in buffer.getvalue().splitlines() if line.startswith("{")]
+
+
+def test_happy_path_through_all_four_handlers(dynamo_deps, sagemaker, log_stream):
+    sagemaker.expect(
+        "create_hyper_parameter_tuning_job", {"HyperParameterTuningJobArn": f"{ARN}:x"}
+    )
+    started = handlers.start_scheduled_run({"overrides": {"max_jobs": 4}}, Context())
+    assert started["action"] == "started"
+    run_id = started["run_id"]
+    store = dynamo_deps.store
+    run = store.get(run_id)
+    assert run.trigger == "schedule"
+    assert run.overrides == {"max_jobs": 4}
+    limits = sagemaker.requests("CreateHyperParameterTuningJob")[0]["HyperParameterTuningJobConfig"]
+    assert limits["ResourceLimits"]["MaxNumberOfTrainingJobs"] == 4
+
+    sagemaker.expect(
+        "describe_hyper_parameter_tuning_job",
+        tuning_description(run.tuning_job_name, best=best_trial(run)),
+    )
+    sagemaker.expect("create_training_job", {"TrainingJobArn": f"{ARN}:x"})
+    out = handlers.tuning_job_state_change(
+        load_event("tuning_job_completed.json", run_id), Context()
+    )
+    assert out["action"] == "training"
+
+    # An HPO trial's completion reaches the same function and is dropped.
+    trial = handlers.training_job_state_change(
+        load_event("training_job_hpo_trial_completed.json", run_id), Context()
+    )
+    assert trial["action"] == "ignored"
+
+    sagemaker.expect("describe_training_job", training_description(final_job(run), run_id, 0.71))
+    sagemaker.expect("create_model", {"ModelArn": f"{ARN}:x"})
+    sagemaker.expect("create_endpoint_config", {"EndpointConfigArn": f"{ARN}:x"})
+    sagemaker.fail("describe_endpoint", "ValidationException", "Could not find endpoint")
+    sagemaker.expect("create_endpoint", {"EndpointArn": f"{ARN}:x"})
+    out = handlers.training_job_state_change(
+        load_event("training_job_final_completed.json", run_id), Context()
+    )
+    assert out["action"] == "deploying"
+
+    sagemaker.expect("describe_endpoint", endpoint_description("InService", run.tuning_job_name))
+    out = handlers.endpoint_state_change(load_event("endpoint_in_service.json", run_id), Context())
+    assert out["action"] == "deployed"
+
+    assert store.get(run_id).status is RunStatus.DEPLOYED
+    assert store.get_champion()["run_id"] == run_id
+    lines = log_lines(log_stream)
+    handled = [line for line in lines if line.get("message") == "event handled"]
+    assert len(handled) == 4
+    assert {line["correlation_id"] for line in handled} == {run_id}
+    sagemaker.assert_all_used()
+
+
+def test_schedule_skips_while_a_run_is_active(dynamo_deps, sagemaker):
+    sagemaker.expect(
+        "create_hyper_parameter_tuning_job", {"HyperParameterTuningJobArn": f"{ARN}:x"}
+    )
+    first = handlers.start_scheduled_run({}, Context())
+    second = handlers.start_scheduled_run({}, Context())
+    assert second == {"action": "skipped", "active_run_id": first["run_id"]}
+    assert len(sagemaker.requests("CreateHyperParameterTuningJob")) == 1
+
+
+def test_schedule_with_bad_overrides_is_refused_before_anything_starts(dynamo_deps, sagemaker):
+    with pytest.raises(ValueError, match="max_parallel_jobs"):
+        handlers.start_scheduled_run(
+            {"overrides": {"max_jobs": 1, "max_parallel_jobs": 2}}, Context()
+        )
+    assert dynamo_deps.store.list() == ([], None)
+
+
+def test_start_against_motos_sagemaker():
+    """moto implements CreateHyperParameterTuningJob: the request it stores is ours."""
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        dynamodb.create_table(**table_definition("runs"))
+        sagemaker = boto3.client("sagemaker", region_name="us-east-1")
+        settings = make_settings()
+        set_deps(
+            Deps(
+                settings_factory=lambda: settings,
+                sagemaker_factory=lambda: sagemaker,
+                sagemaker_runtime_factory=lambda: None,
+                store_factory=lambda: DynamoRunStore(dynamodb, "runs"),
+            )
+        )
+        try:
+            started = handlers.start_scheduled_run({}, Context())
+        finally:
+            set_deps(None)
+        job = sagemaker.describe_hyper_parameter_tuning_job(
+            HyperParameterTuningJobName=f"cifar100-{started['run_id']}"
+        )
+        config = job["HyperParameterTuningJobConfig"]
+        assert config["HyperParameterTuningJobObjective"]["MetricName"] == "val_acc"
+        assert config["Strategy"] == "Bayesian"
+        assert (
+            job["TrainingJobDefinition"]["StaticHyperParameters"]["sagemaker_program"] == "hpo.py"
+        )
+        tags = sagemaker.list_tags(ResourceArn=job["HyperParameterTuningJobArn"])["Tags"]
+        assert {"Key": "run-id", "Value": started["run_id"]} in tags

@@ -1,0 +1,99 @@
+"""Small domain pieces: gate arithmetic, best-job reading, error classes, AWS wiring."""
+
+from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ClientError
+
+from retraining import aws, aws_errors
+from retraining.best_job import NoBestJob, best_job
+from retraining.dynamo_store import DynamoRunStore
+from retraining.quality_gate import MissingMetric, decide, final_metrics
+from tests.unit.orchestration.conftest import tuning_description
+
+
+def client_error(code: str, message: str = "", status: int = 400) -> ClientError:
+    return ClientError(
+        {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        },
+        "AnyOperation",
+    )
+
+
+@pytest.mark.parametrize(
+    ("candidate", "champion", "passed"),
+    [
+        (0.50, None, True),  # exactly the minimum
+        (0.49, None, False),
+        (0.71, 0.70, True),  # exactly champion + margin
+        (0.709, 0.70, False),
+        (0.90, None, True),
+    ],
+)
+def test_gate_threshold_and_margin(candidate, champion, passed):
+    champ = {"metrics": {"test_acc": champion}} if champion is not None else None
+    decision = decide({"test_acc": candidate}, champ, min_accuracy=0.5, margin=0.01)
+    assert decision.passed is passed
+    assert decision.candidate == candidate
+
+
+def test_gate_needs_the_metric_and_ignores_a_champion_without_one():
+    with pytest.raises(MissingMetric):
+        decide({"val_acc": 0.9}, None, 0.5, 0.0)
+    assert decide({"test_acc": 0.6}, {"run_id": "legacy"}, 0.5, 0.0).passed
+
+
+def test_final_metrics_reads_final_metric_data_list():
+    description = {
+        "FinalMetricDataList": [
+            {"MetricName": "test_acc", "Value": 0.7},
+            {"MetricName": "test_loss", "Value": 1.1},
+        ]
+    }
+    assert final_metrics(description) == {"test_acc": 0.7, "test_loss": 1.1}
+    assert final_metrics({}) == {}
+
+
+def test_best_job_unquotes_categoricals_and_refuses_a_failed_best():
+    description = tuning_description("cifar100-r1", best="cifar100-r1-001-aaaa")
+    best = best_job(description)
+    assert best.hyperparameters["batch_size"] == "128"
+    assert (best.objective_metric, best.objective_value) == ("val_acc", 0.62)
+    description["BestTrainingJob"]["TrainingJobStatus"] = "Failed"
+    with pytest.raises(NoBestJob, match=r"without a successful trial \(Completed=4\)"):
+        best_job(description)
+
+
+@pytest.mark.parametrize(
+    ("error", "retryable", "exists"),
+    [
+        (client_error("ThrottlingException", "Rate exceeded"), True, False),
+        (client_error("ProvisionedThroughputExceededException"), True, False),
+        (client_error("InternalFailure", status=500), True, False),
+        (client_error("ResourceInUse", "Training job names must be unique"), False, True),
+        (client_error("ValidationException", "Cannot create already existing model"), False, True),
+        (client_error("ValidationException", "Role is not authorized"), False, False),
+        (client_error("AccessDeniedException", "no"), False, False),
+        (KeyError("x"), False, False),
+    ],
+)
+def test_error_classes(error, retryable, exists):
+    assert aws_errors.is_retryable(error) is retryable
+    assert aws_errors.is_already_exists(error) is exists
+
+
+def test_deps_from_env_builds_configured_clients_lazily(monkeypatch):
+    monkeypatch.setenv("RUNS_TABLE", "my-runs")
+    monkeypatch.setenv("ENDPOINT_NAME", "my-endpoint")
+    monkeypatch.setenv("PREDICT_READ_TIMEOUT_S", "7")
+    deps = aws.deps_from_env()
+    assert deps.settings.endpoint_name == "my-endpoint"
+    assert "sagemaker" not in deps.__dict__  # nothing built until first use
+    config = deps.sagemaker.meta.config
+    assert config.retries == {"mode": "standard", "max_attempts": 3}
+    assert (config.connect_timeout, config.read_timeout) == (2.0, 20.0)
+    assert deps.sagemaker_runtime.meta.config.read_timeout == 7.0
+    assert isinstance(deps.store, DynamoRunStore)
+    assert deps.store._table == "my-runs"

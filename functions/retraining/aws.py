@@ -10,7 +10,7 @@ from retraining.settings import Settings
 
 #: Standard retry mode: exponential backoff with jitter on throttling and 5xx, 3 attempts;
 #: what still fails is re-raised for EventBridge's own retry.
-_RETRIES = {"mode": "standard", "max_attempts": 3}
+_RETRIES = {"mode": "standard", "total_max_attempts": 3}
 
 
 def client_config(connect_timeout_s: float = 2.0, read_timeout_s: float = 20.0) -> Any:

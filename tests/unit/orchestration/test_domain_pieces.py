@@ -92,7 +92,7 @@ def test_deps_from_env_builds_configured_clients_lazily(monkeypatch):
     assert deps.settings.endpoint_name == "my-endpoint"
     assert "sagemaker" not in deps.__dict__  # nothing built until first use
     config = deps.sagemaker.meta.config
-    assert config.retries == {"mode": "standard", "max_attempts": 3}
+    assert config.retries == {"mode": "standard", "total_max_attempts": 3}
     assert (config.connect_timeout, config.read_timeout) == (2.0, 20.0)
     assert deps.sagemaker_runtime.meta.config.read_timeout == 7.0
     assert isinstance(deps.store, DynamoRunStore)

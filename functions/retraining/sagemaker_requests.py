@@ -191,7 +191,7 @@ def debugger_config(settings: Settings, run_id: str) -> dict[str, Any]:
     base = f"{s3_run_prefix(settings, run_id)}/debug"
     every_step = {"train.save_interval": "1", "eval.save_interval": "1"}
     sampled = {"save_interval": str(settings.debugger_tensor_save_interval)}
-    rule_image = settings.debugger_rules_image_uri
+    rule_image = settings.debugger_rule_image_uri
     return {
         "DebugHookConfig": {
             "S3OutputPath": f"{base}/tensors",
@@ -294,7 +294,7 @@ def endpoint_config_request(settings: Settings, run_id: str) -> dict[str, Any]:
         "EndpointConfigName": names.endpoint_config_name(prefix, run_id),
         "ProductionVariants": [
             {
-                "VariantName": "AllTraffic",
+                "VariantName": settings.endpoint_variant_name,
                 "ModelName": names.model_name(prefix, run_id),
                 "InitialInstanceCount": settings.endpoint_instance_count,
                 "InstanceType": settings.endpoint_instance_type,

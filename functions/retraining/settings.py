@@ -59,13 +59,14 @@ class Settings(BaseSettings):
     max_runtime_s: int = Field(4 * 3600, ge=60, le=5 * 24 * 3600)
     spot_max_wait_s: int = Field(8 * 3600, ge=60, le=5 * 24 * 3600)  # >= max_runtime_s
     training_volume_gb: int = Field(30, ge=1, le=16384)
-    debugger_rules_image_uri: str = ""  # built-in rules image of the region (template parameter)
+    debugger_rule_image_uri: str = ""  # built-in rules image of the region (template parameter)
     debugger_tensor_save_interval: int = Field(100, ge=1)  # steps, for weights/gradients
     deployment_strategy: Literal["all_at_once", "canary"] = "all_at_once"
     canary_percent: int = Field(10, ge=1, le=50)
     canary_wait_s: int = Field(300, ge=0, le=3600)
     termination_wait_s: int = Field(120, ge=0, le=3600)
     endpoint_instance_count: int = Field(1, ge=1, le=10)
+    endpoint_variant_name: str = "AllTraffic"
 
     # API
     max_image_bytes: int = 4 * 1024 * 1024

@@ -39,7 +39,7 @@ def make_settings(**changes: Any) -> Settings:
         "inference_source_s3_uri": "s3://cifar100-artifacts/source/model_handler/",
         "train_data_s3_uri": "s3://cifar100-artifacts/data/train/",
         "test_data_s3_uri": "s3://cifar100-artifacts/data/test/",
-        "debugger_rules_image_uri": "503895931360.dkr.ecr.us-east-1.amazonaws.com/sagemaker-debugger-rules:latest",
+        "debugger_rule_image_uri": "503895931360.dkr.ecr.us-east-1.amazonaws.com/sagemaker-debugger-rules:latest",
         "rollback_alarm_names": ["cifar100-endpoint-5xx", "cifar100-endpoint-latency"],
         "gate_min_accuracy": 0.5,
         "gate_margin": 0.01,

@@ -157,7 +157,7 @@ def test_debugger_on_records_every_epoch_runs_the_rules_and_profiles():
         "VanishingGradient",
         "PoorWeightInitialization",
     }
-    assert {r["RuleEvaluatorImage"] for r in rules.values()} == {settings.debugger_rules_image_uri}
+    assert {r["RuleEvaluatorImage"] for r in rules.values()} == {settings.debugger_rule_image_uri}
     assert request["ProfilerConfig"]["S3OutputPath"].endswith("/debug/profiler")
     assert request["ProfilerRuleConfigurations"][0]["RuleParameters"] == {
         "rule_to_invoke": "ProfilerReport"

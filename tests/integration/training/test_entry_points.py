@@ -1,0 +1,178 @@
+"""Both entry points end to end on tiny synthetic data in both channel layouts."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from PIL import Image
+
+from metric_definitions import TUNING_METRIC_DEFINITIONS, parse_metrics
+from trainlib.preprocess import build_eval_transform
+from trainlib.synthetic import make_images, write_dataset
+
+FAST = ["--pretrained", "false", "--image_size", "32", "--batch_size", "16", "--hidden_units", "64"]
+
+
+def metric_lines(stdout: str) -> list[dict[str, float]]:
+    return [m for m in (parse_metrics(line) for line in stdout.splitlines()) if m]
+
+
+def predict_with_artifact(model_dir, images):
+    """What the endpoint does: TorchScript + the preprocess dict from metadata.json."""
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    model = torch.jit.load(str(model_dir / metadata["weights_file"]))
+    transform = build_eval_transform(metadata["preprocess"])
+    batch = torch.stack([transform(Image.fromarray(im)) for im in images])
+    with torch.no_grad():
+        return model(batch).argmax(1)
+
+
+def test_train_model_learns_and_writes_the_full_artifact(job):
+    write_dataset(job.root / "data", "cifar", num_classes=4, train_per_class=32, test_per_class=10)
+    code = job.root / "handler"
+    code.mkdir()
+    (code / "inference.py").write_text("def model_fn(model_dir): ...\n")
+    (code / "requirements.txt").write_text("pillow\n")
+    hook_config = job.root / "hook.json"
+    hook_config.write_text(json.dumps({"LocalPath": str(job.root / "smdebug")}))
+    result = job.run(
+        "train_model.py",
+        *FAST,
+        "--epochs",
+        "4",
+        "--learning_rate",
+        "0.05",
+        "--log_interval",
+        "1",
+        SM_CHANNEL_INFERENCE_CODE=str(code),
+        SMDEBUG_CONFIG_FILE_PATH=str(hook_config),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    # Metric lines: every kind present, read by the shared regexes, values parse.
+    parsed = metric_lines(result.stdout)
+    batches = [m for m in parsed if "batch_loss" in m]
+    epochs = [m for m in parsed if "val_acc" in m]
+    finals = [m for m in parsed if "test_acc" in m]
+    steps_per_epoch = (32 * 4 - 4 * 3) // 16 + 1  # 116 train images (10% of each class held out)
+    assert len(batches) == 4 * steps_per_epoch
+    assert len(epochs) == 4
+    assert len(finals) == 1
+    assert set(epochs[-1]) == {"train_loss", "train_acc", "val_loss", "val_acc"}
+    for line in result.stdout.splitlines():
+        if "val_acc=" in line:
+            assert set(parse_metrics(line, TUNING_METRIC_DEFINITIONS)) >= {"val_acc"}
+    assert all(0.0 <= m[k] <= 1.0 for m in parsed for k in m if k.endswith("_acc"))
+
+    # Learning: 4 classes (chance 0.25); the signal is there to be learnt.
+    assert finals[0]["test_acc"] >= 0.8, result.stdout[-2000:]
+    assert epochs[-1]["val_acc"] >= 0.75
+
+    # Artifact: TorchScript that predicts with the metadata's preprocessing.
+    model_dir = job.model_dir
+    assert sorted(p.name for p in model_dir.iterdir()) == [
+        "classes.json",
+        "code",
+        "metadata.json",
+        "model.pt",
+    ]
+    assert sorted(p.name for p in (model_dir / "code").iterdir()) == [
+        "inference.py",
+        "requirements.txt",
+    ]
+    classes = json.loads((model_dir / "classes.json").read_text())
+    assert classes == ["class_00", "class_01", "class_02", "class_03"]
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    assert metadata["num_classes"] == 4
+    assert metadata["image_size"] == 32
+    assert metadata["training_job_name"] == "cifar100-r20261128030512ab12-final"
+    assert metadata["hyperparameters"] == {
+        "learning_rate": 0.05,
+        "batch_size": 16,
+        "epochs": 4,
+        "image_size": 32,
+        "pretrained": False,
+    }
+    assert metadata["metrics"]["test_acc"] == finals[0]["test_acc"]
+    images, labels = make_images(4, 5, seed=99)
+    predictions = predict_with_artifact(model_dir, images)
+    assert (predictions == torch.as_tensor(labels)).float().mean() >= 0.8
+
+    # Instrumentation: metrics.json, curves, TensorBoard events.
+    record = json.loads((job.output_dir / "metrics.json").read_text())
+    assert len(record["batches"]) == len(batches)
+    assert record["final"]["test_acc"] == finals[0]["test_acc"]
+    for name in ("batch_curves.png", "epoch_curves.png"):
+        assert (job.output_dir / name).read_bytes().startswith(b"\x89PNG")
+    assert list((job.output_dir / "tensorboard").glob("events.out.tfevents.*"))
+
+    # smdebug read back: a batch tensor per step and an epoch tensor per epoch, the last included.
+    from smdebug import modes
+    from smdebug.trials import create_trial
+
+    trial = create_trial(str(job.root / "smdebug"))
+    n_steps = 4 * steps_per_epoch
+    assert trial.tensor("batch_loss").steps(mode=modes.TRAIN) == list(range(n_steps))
+    assert trial.tensor("batch_accuracy").steps(mode=modes.TRAIN) == list(range(n_steps))
+    last_loss = float(trial.tensor("batch_loss").value(n_steps - 1, mode=modes.TRAIN))
+    assert abs(last_loss - batches[-1]["batch_loss"]) < 1e-3
+    val_acc = trial.tensor("epoch_val_accuracy")
+    assert val_acc.steps(mode=modes.EVAL) == [0, 1, 2, 3]
+    assert abs(float(val_acc.value(3, mode=modes.EVAL)) - epochs[-1]["val_acc"]) < 1e-3
+
+
+def test_hpo_trial_on_an_image_folder_is_lean(job):
+    write_dataset(
+        job.root / "data",
+        "imagefolder",
+        num_classes=3,
+        train_per_class=10,
+        test_per_class=4,
+        size=24,
+    )
+    result = job.run(
+        "hpo.py",
+        *FAST,
+        "--epochs",
+        "1",
+        "--learning_rate",
+        "0.01",
+        "--_tuning_objective_metric",
+        "val_acc",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    epoch_lines = [m for m in metric_lines(result.stdout) if "val_acc" in m]
+    assert len(epoch_lines) == 1
+    assert json.loads((job.model_dir / "classes.json").read_text()) == [
+        "class_00",
+        "class_01",
+        "class_02",
+    ]
+    assert torch.jit.load(str(job.model_dir / "model.pt"))(torch.zeros(1, 3, 32, 32)).shape == (
+        1,
+        3,
+    )
+    assert (job.output_dir / "metrics.json").is_file()
+    assert not (job.output_dir / "tensorboard").exists()
+    assert not list(job.output_dir.glob("*.png"))
+    assert not (job.model_dir / "code").exists()
+
+
+def test_help_documents_every_option(job):
+    for script in ("hpo.py", "train_model.py"):
+        result = job.run(script, "--help")
+        assert result.returncode == 0
+        for option in (
+            "--learning_rate",
+            "--batch_size",
+            "--epochs",
+            "--image_size",
+            "--pretrained",
+            "--train",
+            "--test",
+            "--model-dir",
+            "--output-data-dir",
+            "--inference-code",
+        ):
+            assert option in result.stdout

@@ -7,16 +7,21 @@ import binascii
 
 from api.errors import ApiError
 
-# What model_handler decodes (Pillow, PNG and JPEG per the endpoint contract). Add a format
-# here only together with the handler.
+# What model_handler decodes (model_handler.inference.ALLOWED_FORMATS; a test keeps the two
+# lists equal). Checked by signature here so a wrong file never costs an endpoint call.
 SIGNATURES: dict[str, tuple[bytes, ...]] = {
     "png": (b"\x89PNG\r\n\x1a\n",),
     "jpeg": (b"\xff\xd8\xff",),
+    "gif": (b"GIF87a", b"GIF89a"),
+    "bmp": (b"BM",),
+    "tiff": (b"II*\x00", b"MM\x00*"),
 }
-ALLOWED_FORMATS: tuple[str, ...] = ("png", "jpeg")
+ALLOWED_FORMATS: tuple[str, ...] = ("png", "jpeg", "gif", "bmp", "webp", "tiff")
 
 
 def sniff_format(data: bytes) -> str | None:
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
     for name, prefixes in SIGNATURES.items():
         if data.startswith(prefixes):
             return name

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from botocore.exceptions import ClientError
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 
 from api.blocking import call_blocking
@@ -41,7 +42,7 @@ def external_path(request: Request, path: str) -> str:
     status_code=202,
     response_model=TuneAccepted,
     summary="Start a retraining run (tuning, training, quality gate, deployment)",
-    responses=error_responses(400, 409, 422),
+    responses=error_responses(400, 409, 422, 502),
 )
 async def start_tuning(
     request: Request,
@@ -66,6 +67,12 @@ async def start_tuning(
             f"run {active} is still active; retry when it has finished",
             headers=headers,
         ) from None
+    except ClientError as exc:
+        # start_run has already marked the run FAILED (and freed the slot).
+        code = exc.response.get("Error", {}).get("Code", "error")
+        raise ApiError(
+            502, "tuning_not_started", f"SageMaker refused to start the tuning job ({code})"
+        ) from exc
     location = external_path(request, f"/jobs/{record.run_id}")
     response.headers["Location"] = location
     return TuneAccepted(run_id=record.run_id, status=record.status, location=location)

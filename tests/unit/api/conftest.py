@@ -1,5 +1,6 @@
-"""Fixtures: a real sagemaker-runtime client under botocore's Stubber, the in-memory run store,
-and the app reached three ways (TestClient, Lambda handler with v1 and v2 events)."""
+"""Fixtures: a real sagemaker-runtime client under botocore's Stubber, a real SageMaker client
+whose CreateHyperParameterTuningJob is answered, the in-memory run store, the real
+start_run, and the app reached three ways (TestClient, Lambda handler with v1 and v2 events)."""
 
 from __future__ import annotations
 
@@ -14,21 +15,36 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 import api.app
-from api.dependencies import get_start_run
 from retraining.deps import Deps, set_deps
 from retraining.memory_store import InMemoryRunStore
 from retraining.settings import Settings
-from tests.unit.api.fakes import fake_start_run
+from tests.unit.api.fakes import AnsweringClient
 from tests.unit.api.support import ENDPOINT, LambdaContext
 
 MAX_IMAGE_BYTES = 64 * 1024
 ALLOWED = ["ml.g5.xlarge", "ml.m5.xlarge"]
 
 
+ACCOUNT = "123456789012"
+TUNING_ARN = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:hyper-parameter-tuning-job/x"
+
+
 @pytest.fixture
 def settings() -> Settings:
+    # What the template sets; start_run builds a real tuning request from these.
     return Settings(
-        endpoint_name=ENDPOINT, max_image_bytes=MAX_IMAGE_BYTES, allowed_instance_types=ALLOWED
+        _env_file=None,
+        endpoint_name=ENDPOINT,
+        max_image_bytes=MAX_IMAGE_BYTES,
+        allowed_instance_types=ALLOWED,
+        warm_start=False,
+        aws_region="us-east-1",
+        artifact_bucket="cifar100-artifacts",
+        sagemaker_role_arn=f"arn:aws:iam::{ACCOUNT}:role/cifar100-sagemaker",
+        training_image_uri="763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.5.1-gpu-py311",
+        training_source_s3_uri="s3://cifar100-artifacts/source/training/sourcedir.tar.gz",
+        train_data_s3_uri="s3://cifar100-artifacts/data/train/",
+        test_data_s3_uri="s3://cifar100-artifacts/data/test/",
     )
 
 
@@ -53,15 +69,27 @@ def store() -> InMemoryRunStore:
     return InMemoryRunStore()
 
 
-def _no_sagemaker() -> Any:
-    raise AssertionError("the API must not need a SageMaker control-plane client here")
+@pytest.fixture(scope="session")
+def sagemaker() -> Any:
+    return boto3.client("sagemaker", region_name="us-east-1")
 
 
 @pytest.fixture
-def deps(settings: Settings, runtime: Any, store: InMemoryRunStore) -> Iterator[Deps]:
+def tuning(sagemaker: Any) -> Iterator[AnsweringClient]:
+    """SageMaker accepts every tuning job; the requests are recorded."""
+    with AnsweringClient(
+        sagemaker, "CreateHyperParameterTuningJob", {"HyperParameterTuningJobArn": TUNING_ARN}
+    ) as answering:
+        yield answering
+
+
+@pytest.fixture
+def deps(
+    settings: Settings, runtime: Any, sagemaker: Any, store: InMemoryRunStore
+) -> Iterator[Deps]:
     installed = Deps(
         settings_factory=lambda: settings,
-        sagemaker_factory=_no_sagemaker,
+        sagemaker_factory=lambda: sagemaker,
         sagemaker_runtime_factory=lambda: runtime,
         store_factory=lambda: store,
     )
@@ -71,12 +99,9 @@ def deps(settings: Settings, runtime: Any, store: InMemoryRunStore) -> Iterator[
 
 
 @pytest.fixture
-def app(deps: Deps) -> Iterator[FastAPI]:
-    """The module-level app the Lambda handler serves, with the start-run stand-in."""
-    application = api.app.app
-    application.dependency_overrides[get_start_run] = lambda: fake_start_run
-    yield application
-    application.dependency_overrides.clear()
+def app(deps: Deps, tuning: AnsweringClient) -> FastAPI:
+    """The module-level app that the Lambda handler serves."""
+    return api.app.app
 
 
 @pytest.fixture

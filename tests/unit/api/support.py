@@ -145,32 +145,3 @@ def body_of(response: dict[str, Any]) -> Any:
     if response.get("isBase64Encoded"):
         raw = base64.b64decode(raw).decode()
     return json.loads(raw)
-
-
-class AnsweringEndpoint:
-    """Answers every InvokeEndpoint on a real client with ``payload`` and records the request
-    bodies. Hooks the same ``before-call`` event as botocore's Stubber (so parameters are still
-    validated against the service model) but never runs dry, which a fuzz test needs."""
-
-    def __init__(self, client: Any, payload: dict[str, Any]) -> None:
-        self.client = client
-        self.raw = json.dumps(payload).encode()
-        self.bodies: list[dict[str, Any]] = []
-
-    def _answer(self, params: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
-        from botocore.awsrequest import AWSResponse
-
-        self.bodies.append(json.loads(params["body"]))
-        http = AWSResponse("https://runtime.sagemaker.invalid", 200, {}, None)
-        return http, invoke_response(json.loads(self.raw))
-
-    def __enter__(self) -> AnsweringEndpoint:
-        self.client.meta.events.register_first(
-            "before-call.sagemaker-runtime.InvokeEndpoint", self._answer, unique_id="answering"
-        )
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.client.meta.events.unregister(
-            "before-call.sagemaker-runtime.InvokeEndpoint", unique_id="answering"
-        )

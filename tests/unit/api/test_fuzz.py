@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from api.images import ALLOWED_FORMATS, sniff_format
 from retraining.deps import Deps
-from tests.unit.api.support import AnsweringEndpoint, model_answer, png_bytes
+from tests.unit.api.fakes import AnsweringClient
+from tests.unit.api.support import model_answer, png_bytes
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -67,6 +68,7 @@ PATHS = st.sampled_from(
     ["/predict", "/jobs", "/jobs/tune", "/jobs/r20260101000000abcd", "/health", "/x", "/jobs/%00"]
 )
 METHODS = st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"])
+ANSWER = json.dumps(model_answer(5)).encode()
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -88,7 +90,7 @@ def _forwarded_images_are_valid(bodies: list[dict[str, Any]]) -> None:
 
 
 def test_predict_never_5xx(client: TestClient, deps: Deps) -> None:
-    with AnsweringEndpoint(deps.sagemaker_runtime, model_answer(5)) as endpoint:
+    with AnsweringClient(deps.sagemaker_runtime, "InvokeEndpoint", ANSWER) as endpoint:
 
         @FUZZ
         @given(body=PREDICT_BODIES)
@@ -96,8 +98,9 @@ def test_predict_never_5xx(client: TestClient, deps: Deps) -> None:
             _check(client.post("/predict", content=json.dumps(body)))
 
         check()
-    _forwarded_images_are_valid(endpoint.bodies)
-    assert endpoint.bodies, "the fuzzer never produced a valid request"
+    bodies = [json.loads(request["body"]) for request in endpoint.requests]
+    _forwarded_images_are_valid(bodies)
+    assert bodies, "the fuzzer never produced a valid request"
 
 
 def test_tune_never_5xx(client: TestClient, deps: Deps) -> None:
@@ -117,7 +120,7 @@ def test_tune_never_5xx(client: TestClient, deps: Deps) -> None:
 
 
 def test_any_method_path_and_bytes_never_5xx(client: TestClient, deps: Deps) -> None:
-    with AnsweringEndpoint(deps.sagemaker_runtime, model_answer(5)):
+    with AnsweringClient(deps.sagemaker_runtime, "InvokeEndpoint", ANSWER):
 
         @FUZZ
         @given(

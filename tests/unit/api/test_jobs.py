@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
+from botocore.stub import Stubber
 from fastapi.testclient import TestClient
 
 from retraining.memory_store import InMemoryRunStore
 from retraining.records import RunRecord, RunStatus
+from tests.unit.api.fakes import AnsweringClient
 
 
 def test_tune_answers_202_with_location_and_the_run_is_readable(
@@ -25,7 +30,9 @@ def test_tune_answers_202_with_location_and_the_run_is_readable(
     assert run.json()["trigger"] == "api"
 
 
-def test_tune_passes_overrides_to_the_run(client: TestClient, store: InMemoryRunStore) -> None:
+def test_tune_passes_overrides_to_the_run_and_the_tuning_job(
+    client: TestClient, store: InMemoryRunStore, tuning: AnsweringClient
+) -> None:
     overrides = {
         "max_jobs": 4,
         "max_parallel_jobs": 2,
@@ -38,6 +45,27 @@ def test_tune_passes_overrides_to_the_run(client: TestClient, store: InMemoryRun
     record = store.get(response.json()["run_id"])
     assert record is not None
     assert record.overrides == overrides
+    (sent,) = tuning.requests
+    request = json.loads(sent["body"])  # the wire body SageMaker would receive
+    config = request["HyperParameterTuningJobConfig"]
+    assert config["ResourceLimits"]["MaxNumberOfTrainingJobs"] == 4
+    assert config["ResourceLimits"]["MaxParallelTrainingJobs"] == 2
+    assert request["HyperParameterTuningJobName"] == record.tuning_job_name
+
+
+def test_sagemaker_refusing_the_tuning_job_is_a_502_and_frees_the_slot(
+    client: TestClient, store: InMemoryRunStore, sagemaker: Any
+) -> None:
+    with Stubber(sagemaker) as stub:  # outranks the answering hook: this call is refused
+        stub.add_client_error(
+            "create_hyper_parameter_tuning_job", "ResourceLimitExceeded", "limit", 400
+        )
+        response = client.post("/jobs/tune")
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "tuning_not_started"
+    (run,) = store.list()[0]
+    assert run.status is RunStatus.FAILED
+    assert client.post("/jobs/tune").status_code == 202
 
 
 def test_second_tune_while_active_is_a_409_pointing_at_the_active_run(

@@ -11,9 +11,8 @@ from botocore.stub import Stubber
 from mangum import Mangum
 
 from api.app import create_app
-from api.dependencies import get_start_run
 from retraining.deps import Deps
-from tests.unit.api.fakes import fake_start_run
+from tests.unit.api.fakes import AnsweringClient
 from tests.unit.api.support import (
     LambdaContext,
     b64,
@@ -92,10 +91,9 @@ def test_errors_have_one_shape_through_the_handler(invoke: Invoke, make_event: A
     ],
 )
 def test_tune_location_is_the_url_the_caller_can_follow(
-    deps: Deps, make_event: Any, kwargs: dict[str, Any], prefix: str
+    deps: Deps, tuning: AnsweringClient, make_event: Any, kwargs: dict[str, Any], prefix: str
 ) -> None:
     app = create_app()
-    app.dependency_overrides[get_start_run] = lambda: fake_start_run
     # A named v2 stage arrives in rawPath; the handler strips it like a base path.
     base = "/live" if kwargs.get("stage") == "live" else "/"
     handler = Mangum(app, lifespan="off", api_gateway_base_path=base)

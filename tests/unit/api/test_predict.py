@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import ast
+import io
+from pathlib import Path
+
 import pytest
 from botocore.stub import Stubber
 from fastapi.testclient import TestClient
+from PIL import Image
 
+from api.images import ALLOWED_FORMATS
 from tests.unit.api.conftest import MAX_IMAGE_BYTES
 from tests.unit.api.support import (
     b64,
@@ -15,6 +21,8 @@ from tests.unit.api.support import (
     model_answer,
     png_bytes,
 )
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_png_is_forwarded_as_the_endpoint_contract_and_answer_returned(
@@ -51,7 +59,8 @@ def test_jpeg_with_default_top_k(client: TestClient, stubber: Stubber) -> None:
         ("iVBORw0KGgo", 400, "invalid_base64"),  # missing padding
         ("QQ==QQ==", 400, "invalid_base64"),  # data after padding
         ("QUJD\nREVG", 400, "invalid_base64"),  # line breaks
-        (b64(b"GIF89a" + bytes(40)), 415, "unsupported_media_type"),
+        (b64(b"PK\x03\x04" + bytes(40)), 415, "unsupported_media_type"),  # a zip
+        (b64(b"RIFF\x00\x00\x00\x00WAVEfmt "), 415, "unsupported_media_type"),  # not WEBP
         (b64(b"%PDF-1.7 hello world"), 415, "unsupported_media_type"),
         (b64(b"\x89PNG\r\n\x1a\n" + bytes(MAX_IMAGE_BYTES)), 413, "payload_too_large"),
         ("A" * (4 * MAX_IMAGE_BYTES), 413, "payload_too_large"),
@@ -117,3 +126,32 @@ def test_extra_predictions_are_cut_to_top_k(client: TestClient, stubber: Stubber
     response = client.post("/predict", json={"image": image, "top_k": 1})
     assert response.status_code == 200
     assert len(response.json()["predictions"]) == 1
+
+
+def test_formats_match_what_the_model_handler_opens() -> None:
+    """The endpoint's list, read from its source (importing it would load torch)."""
+    source = (ROOT / "model_handler" / "inference.py").read_text()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "ALLOWED_FORMATS" for t in node.targets
+        ):
+            handler_formats = {name.lower() for name in ast.literal_eval(node.value)}
+            break
+    else:
+        raise AssertionError("model_handler/inference.py has no ALLOWED_FORMATS")
+    assert set(ALLOWED_FORMATS) == handler_formats
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF"])
+def test_every_allowed_format_reaches_the_endpoint(
+    client: TestClient, stubber: Stubber, fmt: str
+) -> None:
+    out = io.BytesIO()
+    Image.new("RGB", (16, 16), (10, 200, 30)).save(out, format=fmt)
+    image = b64(out.getvalue())
+    stubber.add_response(
+        "invoke_endpoint", invoke_response(model_answer(1)), expected_invoke(image, 1)
+    )
+    response = client.post("/predict", json={"image": image, "top_k": 1})
+    assert response.status_code == 200, response.text
+    stubber.assert_no_pending_responses()

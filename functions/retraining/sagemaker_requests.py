@@ -108,17 +108,22 @@ def _stopping_condition(settings: Settings) -> dict[str, int]:
     return condition
 
 
-def _spot(settings: Settings, run_id: str, stage: str) -> dict[str, Any]:
+def _spot(settings: Settings, run_id: str | None) -> dict[str, Any]:
+    """Managed spot; with ``run_id`` also a checkpoint path so a reclaimed job resumes.
+
+    Tuning trials get none: they would all share the one CheckpointConfig of the job
+    definition, and a trial must not resume another trial's weights. A reclaimed trial
+    restarts from scratch, which short trials can afford.
+    """
     if not settings.spot_training:
         return {}
-    return {
-        "EnableManagedSpotTraining": True,
-        # Spot capacity can be reclaimed: training resumes from the newest checkpoint here.
-        "CheckpointConfig": {
-            "S3Uri": f"{s3_run_prefix(settings, run_id)}/checkpoints/{stage}",
+    spot: dict[str, Any] = {"EnableManagedSpotTraining": True}
+    if run_id is not None:
+        spot["CheckpointConfig"] = {
+            "S3Uri": f"{s3_run_prefix(settings, run_id)}/checkpoints/final",
             "LocalPath": CHECKPOINT_LOCAL_PATH,
-        },
-    }
+        }
+    return spot
 
 
 def tuning_job_request(
@@ -149,7 +154,7 @@ def tuning_job_request(
             settings, overrides.instance_type or settings.tuning_instance_type
         ),
         "StoppingCondition": _stopping_condition(settings),
-        **_spot(settings, run_id, "hpo"),
+        **_spot(settings, None),
     }
     request: dict[str, Any] = {
         "HyperParameterTuningJobName": names.tuning_job_name(prefix, run_id),
@@ -263,7 +268,7 @@ def final_training_request(
             "S3OutputPath": f"{s3_run_prefix(settings, run_id)}/tensorboard",
             "LocalPath": TENSORBOARD_LOCAL_PATH,
         },
-        **_spot(settings, run_id, "final"),
+        **_spot(settings, run_id),
         **debugger_config(settings, run_id),
         "Tags": names.tags(prefix, run_id, "final"),
     }

@@ -116,16 +116,19 @@ def test_spot_training_checkpoints_to_s3_and_waits_longer_than_it_runs():
     final = sagemaker_requests.final_training_request(settings, RUN_ID, TuneOverrides(), BEST)
     assert_valid("CreateHyperParameterTuningJob", tuning)
     assert_valid("CreateTrainingJob", final)
-    for job, stage in ((tuning["TrainingJobDefinition"], "hpo"), (final, "final")):
+    trials = tuning["TrainingJobDefinition"]
+    for job in (trials, final):
         assert job["EnableManagedSpotTraining"] is True
-        assert job["CheckpointConfig"] == {
-            "S3Uri": f"s3://cifar100-artifacts/runs/{RUN_ID}/checkpoints/{stage}",
-            "LocalPath": "/opt/ml/checkpoints",
-        }
         assert job["StoppingCondition"] == {
             "MaxRuntimeInSeconds": 7200,
             "MaxWaitTimeInSeconds": 7200,
         }
+    assert final["CheckpointConfig"] == {
+        "S3Uri": f"s3://cifar100-artifacts/runs/{RUN_ID}/checkpoints/final",
+        "LocalPath": "/opt/ml/checkpoints",
+    }
+    # One CheckpointConfig would be shared by every trial: trials restart instead.
+    assert "CheckpointConfig" not in trials
 
 
 def test_final_job_drops_sagemakers_internal_hyperparameters():

@@ -38,5 +38,8 @@ run: install
 bench: install
 	for b in bench/*.py; do $(PY) $$b || exit 1; done
 
+## deploy, sam-venv, resolve-images, teardown: see deploy/tools.mk (`test` also needs sam-venv)
+include deploy/tools.mk
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .aws-sam

@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--url", default=DEFAULT_URL, help="the local API")
         if name == "predict":
             sub.add_argument("image", type=Path)
-            sub.add_argument("--top-k", type=int, default=5)
+            sub.add_argument("--top-k", type=int, default=3)
         if name in ("watch", "show"):
             sub.add_argument("run_id")
         if name == "show":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import sys
 import threading
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any
 from local.s3 import LocalS3
 from local.sagemaker.errors import ServiceError
 
+log = logging.getLogger("local.endpoint")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -31,6 +33,7 @@ def _import_handler(path: Path, unique: str) -> ModuleType:
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses and pickling look modules up by name
     # Like the toolkit, the code dir is on the path so inference.py may import its siblings.
     sys.path.insert(0, str(path.parent))
     try:
@@ -94,6 +97,9 @@ class Hosting:
             result = handler.output_fn(prediction, accept)
         except Exception as error:
             status = getattr(error, "status_code", 500)
+            log.warning(
+                "endpoint %s answered %s: %s", endpoint, status, error, exc_info=status >= 500
+            )
             message = _error_body(error)
             raise ServiceError(
                 "ModelError",

@@ -89,6 +89,11 @@ def attach_json_backend(client: Any, handler: JsonHandler) -> Any:
 InvokeHandler = Callable[[str, bytes, str, str], tuple[bytes, str]]
 
 
+def _header(request: AWSPreparedRequest, name: str, default: str) -> str:
+    value = request.headers.get(name, default)
+    return value.decode() if isinstance(value, bytes) else value  # signing leaves bytes
+
+
 def attach_runtime_backend(client: Any, invoke: InvokeHandler) -> Any:
     """Serve ``sagemaker-runtime``'s InvokeEndpoint (REST-JSON) from ``invoke``."""
 
@@ -103,13 +108,12 @@ def attach_runtime_backend(client: Any, invoke: InvokeHandler) -> Any:
             body = body.read()
         if isinstance(body, str):
             body = body.encode()
-        headers = request.headers
         try:
             payload, content_type = invoke(
                 name,
                 body,
-                headers.get("Content-Type", "application/octet-stream"),
-                headers.get("Accept", "application/json"),
+                _header(request, "Content-Type", "application/octet-stream"),
+                _header(request, "Accept", "application/json"),
             )
         except ServiceError as error:
             return _error(request.url, error)

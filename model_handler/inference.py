@@ -176,6 +176,11 @@ class LoadedModel:
     classes: list[str]
     metadata: dict[str, Any]
     preprocess: Preprocess
+    onnx_session: Any = None  # an onnxruntime.InferenceSession when that backend serves
+
+    @property
+    def backend(self) -> str:
+        return "onnxruntime" if self.onnx_session is not None else "torch"
 
     @property
     def identity(self) -> dict[str, Any]:
@@ -186,6 +191,8 @@ class LoadedModel:
         }
 
     def logits(self, batch: np.ndarray) -> torch.Tensor:
+        if self.onnx_session is not None:
+            return torch.from_numpy(self.onnx_session.run(None, {"input": batch})[0])
         with torch.inference_mode():
             inputs = torch.from_numpy(batch).to(self.device, non_blocking=True)
             return self.module(inputs).float()
@@ -384,6 +391,67 @@ def optimise_for_cpu(module: torch.jit.ScriptModule) -> torch.jit.ScriptModule:
         return module
 
 
+def onnx_session(module: torch.jit.ScriptModule, size: tuple[int, int], threads: int) -> Any | None:
+    """Export the TorchScript graph to ONNX in memory and open an ONNX Runtime CPU session.
+
+    ONNX Runtime runs this network ~4x faster than torch eager at batch 1 on CPU. It is
+    optional: None when onnxruntime/onnx are not installed.
+    """
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    example = torch.zeros(1, 3, *size)
+    exported = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (example,),
+            exported,
+            dynamo=False,  # the TorchScript exporter: the artifact is a TorchScript graph
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        )
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return onnxruntime.InferenceSession(
+        exported.getvalue(), options, providers=["CPUExecutionProvider"]
+    )
+
+
+def agrees_with_torch(session: Any, module: torch.jit.ScriptModule, size: tuple[int, int]) -> bool:
+    """The exported graph must give the TorchScript module's logits before it may serve."""
+    sample = torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        expected = module(sample).float()
+    got = torch.from_numpy(session.run(None, {"input": sample.numpy()})[0])
+    return bool(torch.allclose(got, expected, rtol=1e-3, atol=1e-3 * float(expected.abs().max())))
+
+
+def select_backend(module: torch.jit.ScriptModule, size: tuple[int, int]) -> Any | None:
+    """INFERENCE_BACKEND: auto (ONNX Runtime when installed and faithful), torch, onnxruntime."""
+    wanted = os.environ.get("INFERENCE_BACKEND", "auto").strip().lower() or "auto"
+    if wanted not in ("auto", "torch", "onnxruntime"):
+        raise ValueError(f"INFERENCE_BACKEND must be auto, torch or onnxruntime, not {wanted!r}")
+    if wanted == "torch":
+        return None
+    try:
+        session = onnx_session(module, size, torch.get_num_threads())
+    except Exception as exc:
+        if wanted == "onnxruntime":
+            raise
+        logger.warning("ONNX export failed (%s); serving with torch", exc)
+        return None
+    if session is None or not agrees_with_torch(session, module, size):
+        if wanted == "onnxruntime":
+            raise RuntimeError("INFERENCE_BACKEND=onnxruntime, but it is missing or disagrees")
+        return None
+    return session
+
+
 def model_fn(model_dir: str, context: Any = None) -> LoadedModel:
     """Load the artifact (model.pt, classes.json, metadata.json) once per worker."""
     root = Path(model_dir)
@@ -398,18 +466,22 @@ def model_fn(model_dir: str, context: Any = None) -> LoadedModel:
             str(root / metadata.get("weights_file", "model.pt")), map_location=device
         )
     module.eval()
+    session = None
     if device.type == "cpu":
-        module = optimise_for_cpu(module)
-    model = LoadedModel(module, device, classes, metadata, preprocess)
+        session = select_backend(module, preprocess.size)
+        if session is None:
+            module = optimise_for_cpu(module)
+    model = LoadedModel(module, device, classes, metadata, preprocess, session)
     # Warm-up: the TorchScript executor specialises on its first calls, not on a user request.
     height, width = preprocess.size
     for _ in range(2):
         model.logits(np.zeros((1, 3, height, width), dtype=np.float32))
     logger.info(
-        "loaded %s (%d classes) on %s with %d threads",
+        "loaded %s (%d classes) on %s (%s) with %d threads",
         metadata.get("model_version"),
         len(classes),
         device,
+        model.backend,
         torch.get_num_threads(),
     )
     return model

@@ -19,6 +19,8 @@ torch.set_num_threads(1)
 def _one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     # model_fn sets torch's thread count from this; the test machine's cores are shared.
     monkeypatch.setenv("INFERENCE_NUM_THREADS", "1")
+    monkeypatch.delenv("INFERENCE_BACKEND", raising=False)
+    monkeypatch.delenv("INFERENCE_DEVICE", raising=False)
 
 
 @pytest.fixture(scope="session")

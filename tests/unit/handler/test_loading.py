@@ -10,6 +10,7 @@ import sys
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -80,9 +81,48 @@ def test_gpu_instance_loads_the_weights_straight_onto_the_gpu(monkeypatch, tiny_
     assert seen == {"path": str(tiny_dir / "model.pt"), "map_location": torch.device("cuda")}
 
 
-def test_cpu_module_is_frozen_for_inference(tiny_model) -> None:
+def test_torch_backend_freezes_the_module(monkeypatch, tiny_dir) -> None:
+    monkeypatch.setenv("INFERENCE_BACKEND", "torch")
+    model = inference.model_fn(str(tiny_dir))
+    assert model.backend == "torch"
     # Frozen modules hold weights as constants: no parameters are left to look up per call.
-    assert list(tiny_model.module.parameters()) == []
+    assert list(model.module.parameters()) == []
+
+
+def test_auto_backend_serves_with_onnxruntime_when_installed(tiny_model, resnet_model) -> None:
+    assert tiny_model.backend == resnet_model.backend == "onnxruntime"
+
+
+def test_onnxruntime_and_torch_give_the_same_answer(monkeypatch, resnet_dir, resnet_model) -> None:
+    monkeypatch.setenv("INFERENCE_BACKEND", "torch")
+    torch_model = inference.model_fn(str(resnet_dir))
+    batch = np.random.default_rng(3).standard_normal((4, 3, 32, 32)).astype(np.float32)
+    torch.testing.assert_close(
+        resnet_model.logits(batch), torch_model.logits(batch), rtol=1e-4, atol=1e-4
+    )
+
+
+def test_auto_backend_falls_back_to_torch_without_onnxruntime(monkeypatch, tiny_dir) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes the import fail
+    assert inference.model_fn(str(tiny_dir)).backend == "torch"
+
+
+def test_auto_backend_refuses_an_export_that_disagrees(monkeypatch, tiny_dir) -> None:
+    monkeypatch.setattr(inference, "agrees_with_torch", lambda *args: False)
+    assert inference.model_fn(str(tiny_dir)).backend == "torch"
+
+
+def test_required_onnxruntime_must_be_there(monkeypatch, tiny_dir) -> None:
+    monkeypatch.setenv("INFERENCE_BACKEND", "onnxruntime")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(RuntimeError, match="onnxruntime"):
+        inference.model_fn(str(tiny_dir))
+
+
+def test_unknown_backend_is_refused(monkeypatch, tiny_dir) -> None:
+    monkeypatch.setenv("INFERENCE_BACKEND", "tensorrt")
+    with pytest.raises(ValueError, match="INFERENCE_BACKEND"):
+        inference.model_fn(str(tiny_dir))
 
 
 def _broken_copy(src: Path, dst: Path, file: str, change: dict | list) -> Path:

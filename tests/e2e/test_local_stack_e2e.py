@@ -1,0 +1,186 @@
+"""The whole system on one machine, over real HTTP to ``python -m local`` in a subprocess.
+
+Generated sample data (a learnable signal), 32 px images, no pretrained weights:
+tune (2 trials) -> best job -> instrumented training -> gate -> deploy -> /predict answers
+from the new model; a run made worse on purpose is REJECTED and the served model stays;
+the stack killed mid-run comes back with a truthful record.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TERMINAL = {"DEPLOYED", "REJECTED", "FAILED", "ROLLED_BACK"}
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Stack:
+    """``python -m local`` as a person runs it, on a temporary state folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.port = root, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_PROFILE")}
+        log = (self.root / "server.log").open("ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "local",
+                "serve",
+                "--root",
+                str(self.root),
+                "--sample-data",
+                "--port",
+                str(self.port),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log_tail()
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError("local stack did not start\n" + self.log_tail())
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        self.proc.wait(30)
+
+    def log_tail(self) -> str:
+        return (self.root / "server.log").read_text()[-4000:]
+
+    def tune(self, overrides: dict[str, Any]) -> str:
+        response = httpx.post(f"{self.url}/jobs/tune", json=overrides, timeout=30)
+        assert response.status_code == 202, response.text
+        return response.json()["run_id"]
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        response = httpx.get(f"{self.url}/jobs/{run_id}", timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def wait(self, run_id: str, until: set[str], timeout: float = 240) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.run(run_id)
+            if run["status"] in until:
+                return run
+            time.sleep(1)
+        raise AssertionError(f"run {run_id} still {run['status']}\n" + self.log_tail())
+
+    def predict(self, image: Path) -> httpx.Response:
+        body = {"image": base64.b64encode(image.read_bytes()).decode(), "top_k": 2}
+        return httpx.post(f"{self.url}/predict", json=body, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    stack = Stack(tmp_path_factory.mktemp("local-stack"))
+    stack.start()
+    yield stack
+    if stack.proc is not None and stack.proc.poll() is None:
+        stack.kill(signal.SIGTERM)
+
+
+def sample(stack: Stack, label: str) -> Path:
+    return sorted((stack.root / "s3/local-artifacts/data/sample/test" / label).glob("*.png"))[0]
+
+
+GOOD = {
+    "max_jobs": 2,
+    "max_parallel_jobs": 1,
+    "epochs": {"min": 2, "max": 2},
+    "learning_rate": {"min": 0.01, "max": 0.05},
+    "batch_sizes": [16],
+}
+# Learning rates this small leave the network where it started: near chance, so the gate
+# must refuse it.
+WORSE = {**GOOD, "epochs": {"min": 1, "max": 1}, "learning_rate": {"min": 1e-7, "max": 2e-7}}
+
+
+def test_predict_before_any_model_is_a_clear_error(stack: Stack) -> None:
+    response = stack.predict(sample(stack, "sea"))
+    # The local SageMaker answers as AWS does for a missing endpoint; the API maps it to 503.
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["code"] == "endpoint_unavailable"
+
+
+def test_good_run_is_deployed_and_serves_predictions(stack: Stack) -> None:
+    run_id = stack.tune(GOOD)
+    run = stack.wait(run_id, TERMINAL)
+    assert run["status"] == "DEPLOYED", run
+    trials = sorted((stack.root / "sagemaker/jobs").glob(f"{run['tuning_job_name']}-0*"))
+    assert len(trials) == 2
+    assert run["best_training_job_name"] in {t.name for t in trials}
+    assert run["metrics"]["test_acc"] >= 0.5
+    assert [h["status"] for h in run["history"]] == ["TUNING", "TRAINING", "DEPLOYING", "DEPLOYED"]
+    final_output = stack.root / "sagemaker/jobs" / run["training_job_name"] / "output/data"
+    assert list(final_output.rglob("*.png")), "instrumented training wrote no curves"
+
+    for label in ("sea", "forest"):
+        response = stack.predict(sample(stack, label))
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["model"]["training_job_name"] == run["training_job_name"]
+        assert body["predictions"][0]["label"] == label
+
+
+def test_worse_run_is_rejected_and_the_served_model_stays(stack: Stack) -> None:
+    runs = httpx.get(f"{stack.url}/jobs", timeout=30).json()["runs"]
+    champion = next(r for r in runs if r["status"] == "DEPLOYED")
+    run = stack.wait(stack.tune(WORSE), TERMINAL)
+    assert run["status"] == "REJECTED", run
+    assert run["metrics"]["test_acc"] < champion["metrics"]["test_acc"]
+    response = stack.predict(sample(stack, "sea"))
+    assert response.status_code == 200
+    assert response.json()["model"]["training_job_name"] == champion["training_job_name"]
+
+
+def test_killed_mid_run_then_restarted_keeps_a_truthful_record(stack: Stack) -> None:
+    run_id = stack.tune({**GOOD, "epochs": {"min": 3, "max": 3}})
+    jobs = stack.root / "sagemaker/jobs"
+    deadline = time.monotonic() + 120
+    while not any("epoch=" in p.read_text() for p in jobs.glob(f"*{run_id}-0*/log.txt")):
+        assert time.monotonic() < deadline, stack.log_tail()
+        time.sleep(0.5)
+    stack.kill(signal.SIGKILL)  # no clean shutdown: as if the laptop lost power
+
+    stack.start()
+    run = stack.wait(run_id, TERMINAL, timeout=60)
+    assert run["status"] == "FAILED"
+    assert "local stack stopped" in run["error"]
+    assert [h["status"] for h in run["history"]] == ["TUNING", "FAILED"]
+    # The champion is still served after the restart.
+    assert stack.predict(sample(stack, "forest")).status_code == 200

@@ -29,7 +29,7 @@ def predict_with_artifact(model_dir, images):
 
 
 def test_train_model_learns_and_writes_the_full_artifact(job):
-    write_dataset(job.root / "data", "cifar", num_classes=4, train_per_class=32, test_per_class=10)
+    write_dataset(job.root / "data", "cifar", num_classes=4, train_per_class=24, test_per_class=8)
     code = job.root / "handler"
     code.mkdir()
     (code / "inference.py").write_text("def model_fn(model_dir): ...\n")
@@ -40,7 +40,7 @@ def test_train_model_learns_and_writes_the_full_artifact(job):
         "train_model.py",
         *FAST,
         "--epochs",
-        "4",
+        "3",
         "--learning_rate",
         "0.05",
         "--log_interval",
@@ -55,9 +55,9 @@ def test_train_model_learns_and_writes_the_full_artifact(job):
     batches = [m for m in parsed if "batch_loss" in m]
     epochs = [m for m in parsed if "val_acc" in m]
     finals = [m for m in parsed if "test_acc" in m]
-    steps_per_epoch = (32 * 4 - 4 * 3) // 16 + 1  # 116 train images (10% of each class held out)
-    assert len(batches) == 4 * steps_per_epoch
-    assert len(epochs) == 4
+    steps_per_epoch = 6  # 88 train images (2 of each class's 24 held out) in batches of 16
+    assert len(batches) == 3 * steps_per_epoch
+    assert len(epochs) == 3
     assert len(finals) == 1
     assert set(epochs[-1]) == {"train_loss", "train_acc", "val_loss", "val_acc"}
     for line in result.stdout.splitlines():
@@ -90,11 +90,11 @@ def test_train_model_learns_and_writes_the_full_artifact(job):
     assert metadata["hyperparameters"] == {
         "learning_rate": 0.05,
         "batch_size": 16,
-        "epochs": 4,
+        "epochs": 3,
         "image_size": 32,
         "pretrained": False,
     }
-    assert metadata["metrics"]["test_acc"] == finals[0]["test_acc"]
+    assert abs(metadata["metrics"]["test_acc"] - finals[0]["test_acc"]) < 1e-4
     images, labels = make_images(4, 5, seed=99)
     predictions = predict_with_artifact(model_dir, images)
     assert (predictions == torch.as_tensor(labels)).float().mean() >= 0.8
@@ -102,7 +102,7 @@ def test_train_model_learns_and_writes_the_full_artifact(job):
     # Instrumentation: metrics.json, curves, TensorBoard events.
     record = json.loads((job.output_dir / "metrics.json").read_text())
     assert len(record["batches"]) == len(batches)
-    assert record["final"]["test_acc"] == finals[0]["test_acc"]
+    assert abs(record["final"]["test_acc"] - finals[0]["test_acc"]) < 1e-4
     for name in ("batch_curves.png", "epoch_curves.png"):
         assert (job.output_dir / name).read_bytes().startswith(b"\x89PNG")
     assert list((job.output_dir / "tensorboard").glob("events.out.tfevents.*"))
@@ -112,14 +112,14 @@ def test_train_model_learns_and_writes_the_full_artifact(job):
     from smdebug.trials import create_trial
 
     trial = create_trial(str(job.root / "smdebug"))
-    n_steps = 4 * steps_per_epoch
+    n_steps = 3 * steps_per_epoch
     assert trial.tensor("batch_loss").steps(mode=modes.TRAIN) == list(range(n_steps))
     assert trial.tensor("batch_accuracy").steps(mode=modes.TRAIN) == list(range(n_steps))
     last_loss = float(trial.tensor("batch_loss").value(n_steps - 1, mode=modes.TRAIN))
     assert abs(last_loss - batches[-1]["batch_loss"]) < 1e-3
     val_acc = trial.tensor("epoch_val_accuracy")
-    assert val_acc.steps(mode=modes.EVAL) == [0, 1, 2, 3]
-    assert abs(float(val_acc.value(3, mode=modes.EVAL)) - epochs[-1]["val_acc"]) < 1e-3
+    assert val_acc.steps(mode=modes.EVAL) == [0, 1, 2]
+    assert abs(float(val_acc.value(2, mode=modes.EVAL)) - epochs[-1]["val_acc"]) < 1e-3
 
 
 def test_hpo_trial_on_an_image_folder_is_lean(job):

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import sys
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.bus import EventBus, Rule
+from local.events import ENDPOINT, TRAINING, TUNING, envelope, matches
+from local.rules import default_rules, stack_rules
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def training_event(name: str, status: str, stage: str) -> dict[str, Any]:
+    detail = {"TrainingJobName": name, "TrainingJobStatus": status}
+    detail["Tags"] = {"project": "cifar100", "run-id": "r1", "stage": stage}
+    return envelope(TRAINING, f"arn:aws:sagemaker:us-east-1:0:training-job/{name}", detail)
+
+
+@pytest.mark.parametrize("rules", ["template", "built-in"])
+def test_only_the_final_training_job_reaches_the_deploy_handler(rules: str) -> None:
+    chosen = (
+        stack_rules(REPO, "cifar100", "ep")
+        if rules == "template"
+        else default_rules("cifar100", "ep")
+    )
+    training = next(r for r in chosen if r.target.endswith(":training_job_state_change"))
+    assert matches(training.pattern, training_event("cifar100-r1-final", "Completed", "final"))
+    assert not matches(training.pattern, training_event("cifar100-r1-001-ab", "Completed", "hpo"))
+    assert not matches(training.pattern, training_event("cifar100-r1-final", "InProgress", "final"))
+    assert not matches(training.pattern, training_event("other-r1-final", "Completed", "final"))
+
+    tuning = next(r for r in chosen if r.target.endswith(":tuning_job_state_change"))
+    done = {"HyperParameterTuningJobName": "cifar100-r1", "HyperParameterTuningJobStatus": "Failed"}
+    assert matches(tuning.pattern, envelope(TUNING, "arn", done))
+    assert not matches(
+        tuning.pattern,
+        envelope(TUNING, "arn", {**done, "HyperParameterTuningJobStatus": "InProgress"}),
+    )
+
+    endpoint = next(r for r in chosen if r.target.endswith(":endpoint_state_change"))
+    assert matches(
+        endpoint.pattern,
+        envelope(ENDPOINT, "arn", {"EndpointName": "ep", "EndpointStatus": "IN_SERVICE"}),
+    )
+    assert not matches(endpoint.pattern, envelope(ENDPOINT, "arn", {"EndpointName": "other"}))
+
+
+def test_pattern_filters() -> None:
+    assert matches({"a": [{"anything-but": ["x"]}]}, {"a": "y"})
+    assert not matches({"a": [{"anything-but": ["x"]}]}, {"a": "x"})
+    assert matches({"a": [{"exists": False}]}, {"b": 1})
+    assert not matches({"a": [{"exists": False}]}, {"a": 1})
+    assert matches({"a": [{"suffix": "-final"}]}, {"a": "j-final"})
+    assert matches({"a": {"b": [1, 2]}}, {"a": {"b": 2, "c": 3}})
+    assert not matches({"a": {"b": [1, 2]}}, {"a": {"c": 3}})
+
+
+def test_bus_delivers_matching_events_and_retries_a_failing_handler(tmp_path: Path) -> None:
+    module = types.ModuleType("fake_handlers")
+    seen: list[tuple[str, str]] = []
+    failures = {"count": 0}
+
+    def flaky(event: dict[str, Any], context: Any) -> None:
+        if failures["count"] < 1:
+            failures["count"] += 1
+            raise RuntimeError("transient")
+        seen.append((event["detail"]["TrainingJobName"], context.function_name))
+
+    module.flaky = flaky  # type: ignore[attr-defined]
+    sys.modules["fake_handlers"] = module
+    try:
+        rule = Rule("Final", {"detail": {"Tags": {"stage": ["final"]}}}, "fake_handlers:flaky")
+        bus = EventBus([rule], tmp_path / "events.jsonl")
+        bus.start()
+        bus.put(training_event("cifar100-r1-001-ab", "Completed", "hpo"))
+        bus.put(training_event("cifar100-r1-final", "Completed", "final"))
+        deadline = time.monotonic() + 10
+        while not (bus.idle() and seen) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        bus.stop()
+    finally:
+        del sys.modules["fake_handlers"]
+    assert seen == [("cifar100-r1-final", "Final")]
+    journal = (tmp_path / "events.jsonl").read_text().splitlines()
+    assert len(journal) == 1
+    assert '"outcome": "delivered"' in journal[0]

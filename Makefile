@@ -30,9 +30,9 @@ format: install
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-## run: the whole system on this machine (the embedded default)
+## run: the whole system on this machine (the embedded default); offline: make run ARGS=--sample-data
 run: install
-	$(PY) -m local
+	$(PY) -m local $(ARGS)
 
 ## bench: every benchmark; each prints a ratio against a baseline measured in the same run
 bench: install

@@ -23,7 +23,8 @@ def ensure_cifar100(folder: Path) -> Path:
     except Exception as error:  # no network, proxy, disk: all mean "use --sample-data"
         raise DataUnavailable(
             f"could not download CIFAR-100 ({type(error).__name__}: {error}).\n"
-            "Run offline with generated sample data instead:  python -m local --sample-data"
+            "Run offline with generated sample data instead:  python -m local --sample-data "
+            "(or: make run ARGS=--sample-data)"
         ) from error
     return folder
 

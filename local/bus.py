@@ -29,6 +29,7 @@ class Rule:
     name: str
     pattern: dict[str, Any]
     target: str  # "module:function", a Lambda handler
+    input: str | None = None  # a target's constant Input: replaces the event, as in EventBridge
 
 
 @dataclass
@@ -88,7 +89,8 @@ class EventBus:
         outcome = "failed"
         for attempt in range(1, self.attempts + 1):
             try:
-                resolve(rule.target)(event, LambdaContext(function_name=rule.name))
+                payload = json.loads(rule.input) if rule.input is not None else event
+                resolve(rule.target)(payload, LambdaContext(function_name=rule.name))
                 outcome = "delivered"
                 break
             except Exception:
@@ -97,3 +99,23 @@ class EventBus:
         record = {"rule": rule.name, "outcome": outcome, "event": event}
         with self.journal.open("a") as journal:
             journal.write(json.dumps(record) + "\n")
+
+
+class Schedule:
+    """A local EventBridge schedule: every ``interval_s`` it puts a ``Scheduled Event``."""
+
+    def __init__(self, bus: EventBus, rule_arn: str, interval_s: float) -> None:
+        self.bus, self.rule_arn, self.interval_s = bus, rule_arn, interval_s
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        threading.Thread(target=self._tick, name="local-schedule", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _tick(self) -> None:
+        from local.events import scheduled_event
+
+        while not self._stop.wait(self.interval_s):
+            self.bus.put(scheduled_event(self.rule_arn))

@@ -35,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="train on generated sample images instead of downloading CIFAR-100 (offline)",
     )
     serve.add_argument("--threads", type=int, default=2, help="CPU threads per job")
+    serve.add_argument(
+        "--schedule-minutes",
+        type=float,
+        help="start a retraining run every N minutes (the cloud's RetrainSchedule); off by default",
+    )
 
     for name in COMMANDS[1:]:
         sub = commands.add_parser(name)
@@ -82,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from local.server import serve
 
-        return serve(args.host, args.port, args.root, args.sample_data, args.threads)
+        return serve(
+            args.host, args.port, args.root, args.sample_data, args.threads, args.schedule_minutes
+        )
 
     from local.client import ApiClient
 

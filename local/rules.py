@@ -15,6 +15,7 @@ import yaml
 
 from local.bus import Rule
 from local.events import ENDPOINT, TRAINING, TUNING
+from local.sagemaker.wire import ACCOUNT, REGION
 
 HANDLERS = "orchestration.handlers"
 
@@ -66,7 +67,22 @@ def rules_from_template(template: Path, parameters: dict[str, str]) -> list[Rule
             if event.get("Type") in ("EventBridgeRule", "CloudWatchEvent"):
                 pattern = _resolve(event["Properties"]["Pattern"], values)
                 rules.append(Rule(name, pattern, f"{module}:{function}"))
+            elif event.get("Type") in ("Schedule", "ScheduleV2"):
+                rule_input = event.get("Properties", {}).get("Input")
+                rules.append(Rule(name, schedule_pattern(name), f"{module}:{function}", rule_input))
     return rules
+
+
+def schedule_rule_arn(name: str) -> str:
+    return f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{name}"
+
+
+def schedule_pattern(name: str) -> dict[str, Any]:
+    return {
+        "source": ["aws.events"],
+        "detail-type": ["Scheduled Event"],
+        "resources": [schedule_rule_arn(name)],
+    }
 
 
 def default_rules(prefix: str, endpoint_name: str) -> list[Rule]:
@@ -106,6 +122,12 @@ def default_rules(prefix: str, endpoint_name: str) -> list[Rule]:
                 "detail": {"EndpointName": [endpoint_name]},
             },
             f"{HANDLERS}:endpoint_state_change",
+        ),
+        Rule(
+            "RetrainSchedule",
+            schedule_pattern("RetrainSchedule"),
+            f"{HANDLERS}:start_scheduled_run",
+            '{"overrides": {}}',
         ),
     ]
 

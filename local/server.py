@@ -25,10 +25,22 @@ Stop with Ctrl-C; a restart picks up where it stopped (running jobs are reported
 """
 
 
-def serve(host: str, port: int, root: Path, sample_data: bool, threads: int) -> int:
+def serve(
+    host: str,
+    port: int,
+    root: Path,
+    sample_data: bool,
+    threads: int,
+    schedule_minutes: float | None = None,
+) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
-        stack = LocalStack(root, sample_data=sample_data, threads_per_job=threads).start()
+        stack = LocalStack(
+            root,
+            sample_data=sample_data,
+            threads_per_job=threads,
+            schedule_minutes=schedule_minutes,
+        ).start()
     except DataUnavailable as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from local import data
-from local.bus import EventBus, Rule
+from local.bus import EventBus, Rule, Schedule
 from local.rules import stack_rules
 from local.run_store import SqliteRunStore
 from local.s3 import LocalS3
@@ -65,6 +65,7 @@ class LocalStack:
     sample_data: bool = False
     threads_per_job: int = 2
     rules: list[Rule] | None = None
+    schedule_minutes: float | None = None  # the retraining schedule; None: off (as by default)
 
     def start(self) -> LocalStack:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -98,10 +99,18 @@ class LocalStack:
             )
         )
         self.bus.start()
+        self.schedule = None
+        schedules = [r for r in self.bus.rules if r.target.endswith(":start_scheduled_run")]
+        if self.schedule_minutes and schedules:
+            arn = schedules[0].pattern["resources"][0]
+            self.schedule = Schedule(self.bus, arn, self.schedule_minutes * 60)
+            self.schedule.start()
         self.sagemaker.recover()  # jobs the previous stack left running are reported Failed
         return self
 
     def stop(self) -> None:
+        if self.schedule is not None:
+            self.schedule.stop()
         self.sagemaker.shutdown()
         self.bus.stop()
         set_deps(None)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import sys
 import time
 import types
@@ -8,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from local.bus import EventBus, Rule
+from local.bus import EventBus, Rule, Schedule
 from local.events import ENDPOINT, TRAINING, TUNING, envelope, matches
 from local.rules import default_rules, stack_rules
 
@@ -89,3 +90,28 @@ def test_bus_delivers_matching_events_and_retries_a_failing_handler(tmp_path: Pa
     journal = (tmp_path / "events.jsonl").read_text().splitlines()
     assert len(journal) == 1
     assert '"outcome": "delivered"' in journal[0]
+
+
+def test_schedule_delivers_the_rule_input_to_the_scheduled_run_handler(tmp_path: Path) -> None:
+    scheduled = next(
+        r for r in stack_rules(REPO, "cifar100", "ep") if r.target.endswith(":start_scheduled_run")
+    )
+    assert scheduled.input is not None
+    module = types.ModuleType("fake_schedule")
+    received: list[Any] = []
+    module.start = lambda event, context: received.append(event)  # type: ignore[attr-defined]
+    sys.modules["fake_schedule"] = module
+    try:
+        rule = Rule(scheduled.name, scheduled.pattern, "fake_schedule:start", scheduled.input)
+        bus = EventBus([rule], tmp_path / "events.jsonl")
+        bus.start()
+        schedule = Schedule(bus, scheduled.pattern["resources"][0], interval_s=0.05)
+        schedule.start()
+        deadline = time.monotonic() + 10
+        while len(received) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        schedule.stop()
+        bus.stop()
+    finally:
+        del sys.modules["fake_schedule"]
+    assert received[:2] == [json.loads(scheduled.input)] * 2

@@ -25,6 +25,10 @@ def _client(service: str, **timeouts: float) -> Any:
     return boto3.client(service, config=client_config(**timeouts))
 
 
+def application_autoscaling_client() -> Any:
+    return _client("application-autoscaling")
+
+
 def deps_from_env() -> Deps:
     settings = Settings()
     return Deps(
@@ -36,6 +40,7 @@ def deps_from_env() -> Deps:
             read_timeout_s=settings.predict_read_timeout_s,
         ),
         store_factory=_store_factory(settings),
+        application_autoscaling_factory=application_autoscaling_client,
     )
 
 

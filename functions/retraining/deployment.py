@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from retraining import names, sagemaker_requests
+from retraining import autoscaling, names, sagemaker_requests
 from retraining.aws_errors import is_already_exists, is_not_found
 from retraining.settings import Settings
 
@@ -39,8 +39,16 @@ def targets(endpoint: dict[str, Any], config_name: str) -> bool:
     return config_name in (endpoint.get("EndpointConfigName"), pending)
 
 
-def deploy(sagemaker: Any, settings: Settings, run_id: str, model_data_url: str) -> str:
-    """Start rolling the run's model out; returns what was done (for the run history)."""
+def deploy(
+    sagemaker: Any,
+    settings: Settings,
+    run_id: str,
+    model_data_url: str,
+    autoscaling_client: Callable[[], Any] | None = None,
+) -> str:
+    """Start rolling the run's model out; returns what was done (for the run history).
+    ``autoscaling_client`` (lazy: only built when auto-scaling is on and an update runs)
+    lets an update that changes the instance type deregister the variant first."""
     create_once(
         sagemaker.create_model,
         sagemaker_requests.model_request(settings, run_id, model_data_url),
@@ -59,6 +67,10 @@ def deploy(sagemaker: Any, settings: Settings, run_id: str, model_data_url: str)
         return f"creating endpoint {settings.endpoint_name} with {config_name}"
     if targets(endpoint, config_name):
         return f"endpoint {settings.endpoint_name} already moving to {config_name}"
+    deregistered = False
+    if autoscaling_client is not None and autoscaling.enabled(settings):
+        live = endpoint["EndpointConfigName"]
+        deregistered = autoscaling.prepare_update(autoscaling_client(), sagemaker, settings, live)
     try:
         sagemaker.update_endpoint(**sagemaker_requests.update_endpoint_request(settings, run_id))
     except ClientError:
@@ -67,4 +79,7 @@ def deploy(sagemaker: Any, settings: Settings, run_id: str, model_data_url: str)
         if again is not None and targets(again, config_name):
             return f"endpoint {settings.endpoint_name} already moving to {config_name}"
         raise
-    return f"blue/green update of {settings.endpoint_name} to {config_name}"
+    done = f"blue/green update of {settings.endpoint_name} to {config_name}"
+    return done + (
+        "; auto-scaling deregistered for the instance type change" if deregistered else ""
+    )

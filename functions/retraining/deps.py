@@ -14,6 +14,12 @@ from functools import cached_property
 from typing import Any
 
 
+def _aws_application_autoscaling() -> Any:
+    from retraining.aws import application_autoscaling_client  # boto3 only when used
+
+    return application_autoscaling_client()
+
+
 @dataclass
 class Deps:
     """Lazily built collaborators. Each factory runs on first use only, so the API's cold
@@ -24,6 +30,9 @@ class Deps:
     sagemaker_runtime_factory: Callable[[], Any]
     store_factory: Callable[[], Any]
     extras: dict[str, Any] = field(default_factory=dict)
+    # Defaulted so callers that predate auto-scaling keep working; only used when the
+    # settings turn auto-scaling on (max capacity > min capacity).
+    application_autoscaling_factory: Callable[[], Any] = _aws_application_autoscaling
 
     @cached_property
     def settings(self) -> Any:
@@ -36,6 +45,10 @@ class Deps:
     @cached_property
     def sagemaker_runtime(self) -> Any:
         return self.sagemaker_runtime_factory()
+
+    @cached_property
+    def application_autoscaling(self) -> Any:
+        return self.application_autoscaling_factory()
 
     @cached_property
     def store(self) -> Any:

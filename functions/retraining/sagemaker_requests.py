@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import metric_definitions
-from retraining import names
+from retraining import autoscaling, names
 from retraining.overrides import TuneOverrides
 from retraining.settings import Settings
 
@@ -344,8 +344,13 @@ def deployment_config(settings: Settings) -> dict[str, Any]:
 
 
 def update_endpoint_request(settings: Settings, run_id: str) -> dict[str, Any]:
-    return {
+    request: dict[str, Any] = {
         "EndpointName": settings.endpoint_name,
         "EndpointConfigName": names.endpoint_config_name(settings.resource_prefix, run_id),
         "DeploymentConfig": deployment_config(settings),
     }
+    if autoscaling.enabled(settings):
+        # Keep the instance count auto-scaling reached, not the config's initial count
+        # (AWS's documented update procedure for endpoints with auto scaling).
+        request["RetainAllVariantProperties"] = True
+    return request

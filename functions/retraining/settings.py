@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     termination_wait_s: int = Field(120, ge=0, le=3600)
     endpoint_instance_count: int = Field(1, ge=1, le=10)
     endpoint_variant_name: str = "AllTraffic"
+    # Auto-scaling of the variant (target tracking on invocations per instance); off when
+    # max <= min. Registered by the endpoint-state step once a deployment is in service.
+    endpoint_min_capacity: int = Field(1, ge=1, le=100)
+    endpoint_max_capacity: int = Field(1, ge=1, le=100)
+    endpoint_target_invocations: float = Field(100.0, gt=0)  # per instance per minute
+    endpoint_scale_out_cooldown_s: int = Field(60, ge=0, le=3600)
+    endpoint_scale_in_cooldown_s: int = Field(300, ge=0, le=3600)
 
     # API
     max_image_bytes: int = 4 * 1024 * 1024

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from retraining import names, sagemaker_requests
+from retraining import autoscaling, names, sagemaker_requests
 from retraining.aws_errors import error_message, is_retryable
 from retraining.best_job import NoBestJob, best_job, first_failure
 from retraining.deployment import create_once, deploy
@@ -207,7 +207,13 @@ def _gate_and_deploy(deps: Any, run: RunRecord, training_job: str) -> Outcome:
             model_data_url=model_data_url,
         )
         return _outcome("rejected", run.run_id, reason=decision.reason)
-    action = deploy(sagemaker, settings, run.run_id, model_data_url)
+    action = deploy(
+        sagemaker,
+        settings,
+        run.run_id,
+        model_data_url,
+        autoscaling_client=lambda: deps.application_autoscaling,
+    )
     prefix = settings.resource_prefix
     store.transition(
         run.run_id,
@@ -253,30 +259,44 @@ def _settle_deployment(deps: Any, run: RunRecord) -> Outcome:
     status = normalised_status(endpoint["EndpointStatus"])
     live = endpoint.get("EndpointConfigName")
     failure = endpoint.get("FailureReason")
-    if status == "inservice" and live == run.endpoint_config_name:
-        deps.store.set_champion(_champion(run))  # first: a retried event re-sets it harmlessly
-        deps.store.transition(
-            run.run_id,
-            RunStatus.DEPLOYED,
-            expected={RunStatus.DEPLOYING},
-            reason=f"{run.endpoint_name} in service with {live}",
-        )
-        return _outcome("deployed", run.run_id)
     if status == "inservice":
+        # Before the transition: a throttled registration re-raises while the run is still
+        # DEPLOYING, so the retried event finds it and registers again (both calls upsert).
+        # After a rollback the old variant serves under the same name: it scales too.
+        scaling = _register_autoscaling(deps)
+        note = f"; {scaling}" if scaling else ""
+        extra = {"autoscaling": scaling} if scaling else {}
+        if live == run.endpoint_config_name:
+            deps.store.set_champion(_champion(run))  # first: a retry re-sets it harmlessly
+            deps.store.transition(
+                run.run_id,
+                RunStatus.DEPLOYED,
+                expected={RunStatus.DEPLOYING},
+                reason=f"{run.endpoint_name} in service with {live}{note}",
+            )
+            return _outcome("deployed", run.run_id, **extra)
         reason = f"{run.endpoint_name} rolled back to {live}" + (f": {failure}" if failure else "")
         deps.store.transition(
             run.run_id,
             RunStatus.ROLLED_BACK,
             expected={RunStatus.DEPLOYING},
-            reason=reason,
+            reason=reason + note,
             error=reason,
         )
-        return _outcome("rolled_back", run.run_id, reason=reason)
+        return _outcome("rolled_back", run.run_id, reason=reason, **extra)
     if status in ("failed", "updaterollbackfailed", "outofservice"):
         return _fail(
             deps, run.run_id, failure or f"{run.endpoint_name} {endpoint['EndpointStatus']}"
         )
     return _outcome("waiting", run.run_id, status=endpoint["EndpointStatus"])
+
+
+def _register_autoscaling(deps: Any) -> str | None:
+    """What auto-scaling registration did; None when it is off (and no client is built:
+    the local stack has none)."""
+    if not autoscaling.enabled(deps.settings):
+        return None
+    return autoscaling.register(deps.application_autoscaling, deps.settings)
 
 
 def _champion(run: RunRecord) -> dict[str, Any]:

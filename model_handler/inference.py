@@ -417,6 +417,8 @@ def onnx_session(module: torch.jit.ScriptModule, size: tuple[int, int], threads:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # Idle threads sleep instead of spinning: several model-server workers share the CPUs.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return onnxruntime.InferenceSession(
         exported.getvalue(), options, providers=["CPUExecutionProvider"]
     )

@@ -35,9 +35,6 @@ DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 METRIC = "SageMakerVariantInvocationsPerInstance"
 
 
-#: Application Auto Scaling's "another update is in progress on this target": retry later.
-_TRANSIENT_CODES = frozenset({"ConcurrentUpdateException"})
-
 #: CloudWatch metric (Embedded Metric Format, namespace = resource prefix) to alarm on.
 FAILURE_METRIC = "AutoScalingRegistrationFailed"
 
@@ -108,7 +105,7 @@ def register(autoscaling: Any, settings: Settings) -> str:
         autoscaling.register_scalable_target(**scalable_target_request(settings))
         autoscaling.put_scaling_policy(**scaling_policy_request(settings))
     except Exception as error:
-        if is_retryable(error) or error_code(error) in _TRANSIENT_CODES:
+        if is_retryable(error):
             raise
         log.exception("auto-scaling registration for %s failed", resource_id(settings))
         _emit_failure_metric(settings)

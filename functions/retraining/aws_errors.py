@@ -16,6 +16,7 @@ _RETRYABLE_CODES = frozenset(
         "InternalFailure",
         "InternalServerError",
         "RequestTimeout",
+        "ConcurrentUpdateException",  # Application Auto Scaling: the target is mid-update
     }
 )
 

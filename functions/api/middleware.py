@@ -1,5 +1,5 @@
 """Per-request context as plain ASGI middleware (cheaper per request than BaseHTTPMiddleware):
-request id, log correlation, one access log line, and the request's metrics flush."""
+request id, log correlation and one access log line."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.observability import flush_request_metrics, logger
+from api.observability import logger
 
 REQUEST_ID_HEADER = "x-request-id"
 
@@ -66,4 +66,3 @@ class RequestContextMiddleware:
                 status=code,
                 latency_ms=round((time.perf_counter() - started) * 1000, 2),
             )
-            flush_request_metrics()

@@ -1,5 +1,5 @@
 """Per-request context as plain ASGI middleware (cheaper per request than BaseHTTPMiddleware):
-request id, log correlation and one access log line."""
+request id, log correlation, the API Gateway path prefix and one access log line."""
 
 from __future__ import annotations
 
@@ -29,6 +29,23 @@ def request_id_from_scope(scope: Scope) -> str:
     return str(uuid.uuid4())
 
 
+def restore_gateway_prefix(scope: Scope) -> None:
+    """Put back, as the ASGI ``root_path``, the prefix API Gateway or Mangum took off the path
+    the caller used (REST API stage, named HTTP API stage, custom-domain base path), so that
+    /docs loads ``/prod/openapi.json``, OpenAPI's ``servers`` and Location headers name URLs
+    the caller can follow. ``path`` keeps the prefix too, as ASGI requires (Starlette routes
+    on ``path`` minus ``root_path``)."""
+    event = scope.get("aws.event")
+    if not event:
+        return
+    called = event.get("rawPath") or (event.get("requestContext") or {}).get("path") or ""
+    routed = scope["path"]
+    if len(called) > len(routed) and called.endswith(routed):
+        prefix = called[: -len(routed)]
+        scope["root_path"] = prefix
+        scope["path"] = prefix + routed
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -37,6 +54,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        restore_gateway_prefix(scope)
         request_id = request_id_from_scope(scope)
         # Starlette's request.state reads scope["state"]; the error handlers quote this id.
         scope.setdefault("state", {})["request_id"] = request_id

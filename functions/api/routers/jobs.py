@@ -29,12 +29,8 @@ RunId = Annotated[
 
 def external_path(request: Request, path: str) -> str:
     """``path`` as the caller must request it: behind API Gateway, with the stage or base
-    path that the gateway stripped (the event carries the full path the caller used)."""
-    event = request.scope.get("aws.event") or {}
-    called = event.get("rawPath") or (event.get("requestContext") or {}).get("path") or ""
-    routed = request.url.path
-    prefix = called[: -len(routed)] if routed and called.endswith(routed) else ""
-    return f"{request.scope.get('root_path', '')}{prefix}{path}"
+    path that the gateway stripped (``root_path``, restored by the request middleware)."""
+    return f"{request.scope.get('root_path', '')}{path}"
 
 
 @router.post(

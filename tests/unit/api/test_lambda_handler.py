@@ -125,3 +125,31 @@ def test_health_and_openapi(invoke: Invoke) -> None:
     assert {"200", "400", "413", "415", "429", "502", "503", "504"} <= set(predict["responses"])
     assert spec["components"]["schemas"]["PredictRequest"]["examples"]
     assert paths["/jobs/tune"]["post"]["responses"]["409"]
+
+
+@pytest.mark.parametrize(
+    ("handler_base", "make_event", "kwargs", "prefix"),
+    [
+        ("/", rest_v1_event, {"stage": "prod"}, "/prod"),
+        ("/live", http_v2_event, {"stage": "live"}, "/live"),
+        ("/", http_v2_event, {}, ""),
+    ],
+)
+def test_docs_behind_a_stage_load_the_spec_through_that_stage(
+    deps: Deps, handler_base: str, make_event: Any, kwargs: dict[str, Any], prefix: str
+) -> None:
+    handler = Mangum(create_app(), lifespan="off", api_gateway_base_path=handler_base)
+    docs = handler(make_event("GET", "/docs", **kwargs), LambdaContext())
+    assert docs["statusCode"] == 200
+    assert f"url: '{prefix}/openapi.json'" in docs["body"]
+
+    spec = body_of(handler(make_event("GET", "/openapi.json", **kwargs), LambdaContext()))
+    assert [server["url"] for server in spec.get("servers", [])] == ([prefix] if prefix else [])
+    assert "/predict" in spec["paths"]
+
+
+def test_a_stage_named_like_a_route_still_routes(invoke: Invoke) -> None:
+    # Stage "jobs": the caller's path is /jobs/jobs; only the stage is the prefix.
+    response = invoke(rest_v1_event("GET", "/jobs", stage="jobs", query={"limit": "1"}))
+    assert response["statusCode"] == 200, response
+    assert body_of(response)["runs"] == []

@@ -123,6 +123,9 @@ def test_health_and_openapi(invoke: Invoke) -> None:
     assert set(paths) >= {"/predict", "/jobs/tune", "/jobs/{run_id}", "/jobs", "/health"}
     predict = paths["/predict"]["post"]
     assert {"200", "400", "413", "415", "429", "502", "503", "504"} <= set(predict["responses"])
+    # The route answers a prebuilt Response; the documented body is still PredictResponse.
+    ok_schema = predict["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok_schema == {"$ref": "#/components/schemas/PredictResponse"}
     assert spec["components"]["schemas"]["PredictRequest"]["examples"]
     assert paths["/jobs/tune"]["post"]["responses"]["409"]
 

@@ -13,6 +13,7 @@ from torch import nn
 
 from trainlib.data import ImageSet, iterate_batches
 from trainlib.instrumentation import Sinks
+from trainlib.model import ResNet34Classifier
 from trainlib.preprocess import augment_batch
 
 
@@ -45,7 +46,9 @@ class Runtime:
 
 
 def prepare_model(model: nn.Module, runtime: Runtime, num_gpus: int) -> nn.Module:
-    """Move to the device; wrap in DataParallel when the instance has several GPUs."""
+    """Fold the frozen trunk's BatchNorms, move to the device, DataParallel on several GPUs."""
+    if isinstance(model, ResNet34Classifier):
+        model.fuse_frozen_trunk()
     model = model.to(runtime.device)
     if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.fx.experimental.optimization import fuse as fuse_conv_bn
 from torchvision.models import ResNet34_Weights, resnet34
 
 from trainlib.errors import InputError
@@ -58,6 +59,7 @@ class ResNet34Classifier(nn.Module):
             nn.Linear(hidden_units, num_classes),
         )
         self.freeze_backbone = freeze_backbone
+        self.trunk_fused = False
         if freeze_backbone:
             self.trunk.requires_grad_(False)
             self.trunk.eval()
@@ -76,6 +78,22 @@ class ResNet34Classifier(nn.Module):
             x = self.trunk(x)
         x = self.pool(self.layer4(x))
         return self.head(torch.flatten(x, 1))
+
+    def fuse_frozen_trunk(self) -> None:
+        """Fold each eval-mode BatchNorm of the frozen trunk into the conv before it.
+
+        The frozen trunk is a pure inference subgraph, so ``bn(conv(x))`` equals one conv with
+        rescaled weights and a bias (same outputs up to float rounding): a whole pass over every
+        trunk activation less per step. One-way: the trunk becomes an fx GraphModule without
+        BatchNorm modules, so call it after the weights are loaded. No-op when not frozen.
+        """
+        if not self.freeze_backbone or self.trunk_fused:
+            return
+        with torch.no_grad():
+            self.trunk = fuse_conv_bn(self.trunk.eval())
+        self.trunk.requires_grad_(False)
+        self.trunk.eval()
+        self.trunk_fused = True
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]

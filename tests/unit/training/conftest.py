@@ -25,3 +25,22 @@ def sm_env(monkeypatch: pytest.MonkeyPatch, tmp_path):
     ):
         monkeypatch.delenv(name, raising=False)
     return values
+
+
+def _with_random_batchnorm_statistics(model: torch.nn.Module) -> torch.nn.Module:
+    """Non-trivial BatchNorm statistics, so folding them into the convs is really exercised."""
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for module in model.trunk.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                shape = module.running_mean.shape
+                module.running_mean.copy_(torch.randn(shape, generator=generator) * 0.1)
+                module.running_var.copy_(torch.rand(shape, generator=generator) + 0.5)
+                module.weight.copy_(torch.rand(shape, generator=generator) + 0.5)
+                module.bias.copy_(torch.randn(shape, generator=generator) * 0.1)
+    return model
+
+
+@pytest.fixture
+def random_batchnorm_statistics():
+    return _with_random_batchnorm_statistics

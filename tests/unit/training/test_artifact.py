@@ -97,3 +97,23 @@ def test_a_failed_export_leaves_nothing_in_the_model_dir(tmp_path, monkeypatch):
         )
     assert list((tmp_path / "model").iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_artifact_of_a_fused_trunk_predicts_as_the_unfused_model(
+    tmp_path, random_batchnorm_statistics
+):
+    """Training exports the BatchNorm-folded trunk: same predictions, same metadata."""
+    import copy
+
+    torch.manual_seed(1)
+    unfused = random_batchnorm_statistics(ResNet34Classifier(3, hidden_units=8)).eval()
+    fused = copy.deepcopy(unfused)
+    fused.fuse_frozen_trunk()
+    meta = metadata()
+    write_artifact(tmp_path / "model", fused, ["a", "b", "c"], meta, None)
+    loaded = torch.jit.load(str(tmp_path / "model" / "model.pt"))
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), unfused(x), rtol=1e-3, atol=1e-3)
+        assert torch.equal(loaded(x).argmax(1), unfused(x).argmax(1))
+    assert json.loads((tmp_path / "model" / "metadata.json").read_text()) == meta

@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 from torchvision.models import ResNet34_Weights
@@ -67,3 +69,47 @@ def test_unreachable_pretrained_weights_are_one_clear_line(monkeypatch, tmp_path
     assert "IMAGENET1K_V1" in message
     assert "--pretrained false" in message
     assert "\n" not in message
+
+
+def test_fused_trunk_computes_what_the_unfused_one_does(random_batchnorm_statistics):
+    torch.manual_seed(0)
+    reference = random_batchnorm_statistics(ResNet34Classifier(4, hidden_units=8, dropout=0.0))
+    fused = copy.deepcopy(reference)
+    trainable_before = [id(p) for p in fused.trainable_parameters()]
+    fused.fuse_frozen_trunk()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.trunk.modules())
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in fused.trunk.modules()) == 29
+    assert [id(p) for p in fused.trainable_parameters()] == trainable_before
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        expected, got = reference.trunk(x), fused.trunk(x)
+    assert expected.abs().max() > 0.1  # a non-trivial activation, not all zeros
+    torch.testing.assert_close(got, expected, rtol=1e-3, atol=1e-3)
+    # In training mode too: the trunk stays frozen, layer4 and the head learn as before.
+    reference.train(), fused.train()
+    out_ref, out_fused = reference(x), fused(x)
+    torch.testing.assert_close(out_fused, out_ref, rtol=1e-3, atol=1e-3)
+    out_fused.sum().backward()
+    assert all(p.grad is None for p in fused.trunk.parameters())
+    assert all(p.grad is not None for p in fused.layer4.parameters())
+    assert not fused.trunk.training
+
+
+def test_fusing_is_idempotent_and_skipped_for_an_unfrozen_backbone():
+    model = ResNet34Classifier(3, hidden_units=8)
+    model.fuse_frozen_trunk()
+    trunk = model.trunk
+    model.fuse_frozen_trunk()
+    assert model.trunk is trunk
+    unfrozen = ResNet34Classifier(3, hidden_units=8, freeze_backbone=False)
+    unfrozen.fuse_frozen_trunk()
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in unfrozen.trunk.modules())
+
+
+def test_prepare_model_folds_the_frozen_trunk():
+    from trainlib.loop import Runtime, prepare_model
+
+    model = ResNet34Classifier(3, hidden_units=8)
+    prepare_model(model, Runtime(torch.device("cpu"), None, False), num_gpus=1)
+    assert model.trunk_fused
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.trunk.modules())

@@ -126,6 +126,7 @@ def test_endpoint_lifecycle_blue_green_and_model_errors(
     assert "weights are corrupt" in rolled_back["FailureReason"]
     assert invoke(runtime, {})["label"] == "sea"
 
+    wait_for(lambda: len(emitted.of(ENDPOINT)) >= 6)  # the event follows the saved state
     statuses = [e["detail"]["EndpointStatus"] for e in emitted.of(ENDPOINT)]
     assert statuses == [
         "CREATING",

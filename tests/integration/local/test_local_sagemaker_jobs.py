@@ -34,6 +34,7 @@ def test_training_job_runs_under_the_container_contract(
         model = json.load(tar.extractfile("model.txt"))
     assert model == {"train": ["a.png"], "lr": 0.05}  # channel and hyperparameters arrived
     assert "epoch=2" in backend.job_log("job-ok").read_text()
+    wait_for(lambda: len(emitted.of(TRAINING)) >= 2)  # the event follows the saved state
     statuses = [e["detail"]["TrainingJobStatus"] for e in emitted.of(TRAINING)]
     assert statuses == ["InProgress", "Completed"]
     assert emitted.of(TRAINING)[-1]["detail"]["Tags"] == {"stage": "final"}
@@ -142,6 +143,7 @@ def test_tuning_job_searches_ranges_and_reports_the_best_trial(sm: Any, emitted:
         assert 0.001 <= float(trial["TunedHyperParameters"]["learning_rate"]) <= 0.09
     assert done["BestTrainingJob"]["TrainingJobName"] == trials[0]["TrainingJobName"]
 
+    wait_for(lambda: len(emitted.of(TUNING)) >= 2)
     tuning_events = emitted.of(TUNING)
     assert [e["detail"]["HyperParameterTuningJobStatus"] for e in tuning_events] == [
         "InProgress",

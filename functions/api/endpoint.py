@@ -107,7 +107,11 @@ def _from_model_error(response: dict[str, Any]) -> ApiError:
 
 
 def container_message(original: str) -> str:
-    """The container's error text: its JSON ``message``/``error`` when it sent one."""
+    """The container's error text: its JSON ``message``/``error`` when it sent one.
+
+    The inference toolkit writes the exception's message as the first line of the body and
+    a traceback after it: only that first line is the container's answer."""
+    original = original.strip().split("\n", 1)[0]
     try:
         parsed = json.loads(original)
     except ValueError:

@@ -108,6 +108,13 @@ def test_throttling_tells_when_to_retry(client: TestClient, stubber: Stubber) ->
         (400, '{"error": "cannot identify image file"}', "cannot identify image file"),
         (415, '{"message": "unsupported content type image/gif"}', "unsupported content type"),
         (422, "image has zero size", "image has zero size"),
+        # What the toolkit sends: the handler's one-line JSON, then a traceback.
+        (
+            413,
+            '{"error": "payload_too_large", "message": "image is 5 MB", "status": 413}\n'
+            "Traceback (most recent call last):\n  File inference.py",
+            "image is 5 MB",
+        ),
     ],
 )
 def test_container_4xx_passes_through_with_its_message(
@@ -133,6 +140,7 @@ def test_container_4xx_passes_through_with_its_message(
     error = response.json()["error"]
     assert error["code"] == "invalid_image"
     assert expected in error["message"]
+    assert "Traceback" not in error["message"]
 
 
 @pytest.fixture

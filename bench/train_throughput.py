@@ -4,18 +4,24 @@ Baseline (the original): every parameter handed to the optimizer, freezing only 
 ``requires_grad`` (the trunk still builds an autograd graph and updates its BatchNorm
 statistics), and a DataLoader that decodes a PNG with PIL and runs ``ToTensor`` per sample.
 Ours: decoded-once uint8 tensors, batched augmentation and preprocessing, the frozen trunk in
-eval mode under ``torch.no_grad``, only layer4 + head in the optimizer. Same model, input
-size, batch size and step count, measured in the same run.
+eval mode under ``torch.no_grad`` with its BatchNorms folded into the convs, only layer4 + head
+in the optimizer. Same model, input size, batch size and step count, measured in the same run.
 
-    python bench/train_throughput.py [--image-size 64] [--batch-size 64] [--steps 6]
+The machine may be shared and busy: both variants are built once, then timed in alternating
+rounds (baseline, ours, baseline, ours, ...); each round gives a ratio and the median ratio is
+reported, with the median images/s of each variant.
+
+    python bench/train_throughput.py [--sizes 32:128 128:32] [--steps 3] [--rounds 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import statistics
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +33,7 @@ from torchvision import transforms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 
+from trainlib.config import DEFAULT_IMAGE_SIZE
 from trainlib.data import ImageSet, iterate_batches
 from trainlib.loop import Runtime, prepare_model
 from trainlib.model import ResNet34Classifier
@@ -65,22 +72,21 @@ class PngDataset(Dataset):
             return self.transform(im.convert("RGB")), int(self.labels[i])
 
 
-def time_steps(step_fn, batches, steps: int, warmup: int = 1) -> float:
-    """Images per second over ``steps`` steps after ``warmup`` untimed ones."""
-    iterator = iter(batches)
-    for _ in range(warmup):
-        step_fn(*next(iterator))
+Step = Callable[[torch.Tensor, torch.Tensor], None]
+
+
+def time_steps(step_fn: Step, batches: Iterator, steps: int) -> float:
+    """Images per second over ``steps`` steps."""
     seen, started = 0, time.perf_counter()
     for _ in range(steps):
-        images, labels = next(iterator)
+        images, labels = next(batches)
         step_fn(images, labels)
         seen += len(labels)
     return seen / (time.perf_counter() - started)
 
 
-def baseline(
-    images, labels, image_size: int, batch_size: int, steps: int, runtime: Runtime
-) -> float:
+def baseline(images, labels, image_size: int, batch_size: int, runtime: Runtime):
+    """The original's step and input pipeline: (step function, endless batch iterator)."""
     model = ResNet34Classifier(NUM_CLASSES, freeze_backbone=False).to(runtime.device)
     model.trunk.requires_grad_(False)  # the original froze by requires_grad only
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
@@ -98,10 +104,11 @@ def baseline(
         loss.backward()
         optimizer.step()
 
-    return time_steps(step, _repeat(loader), steps)
+    return step, _repeat(lambda: loader)
 
 
-def ours(images, labels, image_size: int, batch_size: int, steps: int, runtime: Runtime) -> float:
+def ours(images, labels, image_size: int, batch_size: int, runtime: Runtime):
+    """The training library's step (prepare_model folds the trunk's BatchNorms)."""
     model = ResNet34Classifier(NUM_CLASSES)
     net = prepare_model(model, runtime, num_gpus=1)
     optimizer = torch.optim.SGD(
@@ -129,48 +136,64 @@ def ours(images, labels, image_size: int, batch_size: int, steps: int, runtime: 
             b for b in iterate_batches(data, batch_size, shuffle=True) if len(b[1]) == batch_size
         )
 
-    batches = _repeat_fn(full)
-    return time_steps(step, batches, steps)
+    return step, _repeat(full)
 
 
-def _repeat(loader):
-    while True:
-        yield from loader
-
-
-def _repeat_fn(make):
+def _repeat(make: Callable[[], Iterable]) -> Iterator:
     while True:
         yield from make()
 
 
+def measure(image_size: int, batch_size: int, steps: int, rounds: int, runtime: Runtime) -> None:
+    images, labels = make_images(NUM_CLASSES, batch_size * 2 // NUM_CLASSES + 1)
+    variants = {
+        "baseline": baseline(images, labels, image_size, batch_size, runtime),
+        "ours": ours(images, labels, image_size, batch_size, runtime),
+    }
+    for step, batches in variants.values():  # warm-up: allocator, kernels, DataLoader
+        step(*next(batches))
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, (step, batches) in variants.items():
+            rates[name].append(time_steps(step, batches, steps))
+    ratios = [f / b for f, b in zip(rates["ours"], rates["baseline"], strict=True)]
+    base, fast = statistics.median(rates["baseline"]), statistics.median(rates["ours"])
+    print(f"{image_size}px, batch {batch_size}, {rounds} rounds x {steps} steps:")
+    print(f"  baseline (all params, requires_grad freeze, PIL per sample): {base:8.1f} images/s")
+    print(f"  trainlib (folded no-grad trunk, tensor batches):            {fast:8.1f} images/s")
+    print(
+        f"  speedup: median {statistics.median(ratios):.2f}x "
+        f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})",
+        flush=True,
+    )
+
+
+def _size(text: str) -> tuple[int, int]:
+    size, _, batch = text.partition(":")
+    return int(size), int(batch or 128)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=6, help="timed steps per variant")
     parser.add_argument(
-        "--rounds", type=int, default=2, help="alternating rounds; best of each kept"
+        "--sizes",
+        type=_size,
+        nargs="+",
+        default=[(32, 128), (DEFAULT_IMAGE_SIZE, 32)],
+        metavar="SIZE:BATCH",
+        help=f"input side and batch size pairs (default 32:128 {DEFAULT_IMAGE_SIZE}:32)",
     )
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per variant and round")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (median kept)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     runtime = Runtime.detect()
-    images, labels = make_images(NUM_CLASSES, args.batch_size * 2 // NUM_CLASSES + 1)
-    config = f"{runtime.device.type}{' amp ' + str(runtime.amp_dtype) if runtime.amp_dtype else ''}"
-    print(f"ResNet-34, {args.image_size}px, batch {args.batch_size}, {args.steps} steps, {config}")
-    # The machine may be shared: alternate the variants and keep each one's best round.
-    base = fast = 0.0
-    for _ in range(args.rounds):
-        base = max(
-            base, baseline(images, labels, args.image_size, args.batch_size, args.steps, runtime)
-        )
-        fast = max(
-            fast, ours(images, labels, args.image_size, args.batch_size, args.steps, runtime)
-        )
-    print(f"baseline (all params, requires_grad freeze, PIL per sample): {base:8.1f} images/s")
-    print(f"trainlib (no-grad frozen trunk, tensor batches):          {fast:8.1f} images/s")
-    print(f"speedup: {fast / base:.2f}x")
+    amp = f" amp {runtime.amp_dtype}" if runtime.amp_dtype else ""
+    print(f"ResNet-34 training step, {runtime.device.type}{amp}, {args.threads} threads")
+    for image_size, batch_size in args.sizes:
+        measure(image_size, batch_size, args.steps, args.rounds, runtime)
 
 
 if __name__ == "__main__":

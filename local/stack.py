@@ -47,6 +47,12 @@ def local_environment(sample_data: bool) -> dict[str, str]:
         "TEST_DATA_S3_URI": f"s3://{BUCKET}/data/{'sample/test' if sample_data else 'cifar100'}",
         "TRAINING_INSTANCE_TYPE": "ml.m5.xlarge",
         "TUNING_INSTANCE_TYPE": "ml.m5.xlarge",
+        # A laptop-sized search space: small batches suit the small data sets, few epochs a CPU.
+        "TUNE_LEARNING_RATE_MIN": "0.005",
+        "TUNE_LEARNING_RATE_MAX": "0.1",
+        "TUNE_EPOCHS_MIN": "2",
+        "TUNE_EPOCHS_MAX": "4",
+        "TUNE_BATCH_SIZES": "16,32",
         "MAX_JOBS": "2",
         "MAX_PARALLEL_JOBS": "1",
         "IMAGE_SIZE": "32",

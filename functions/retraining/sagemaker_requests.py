@@ -21,10 +21,6 @@ MODEL_CODE_DIR = "/opt/ml/model/code"
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 TENSORBOARD_LOCAL_PATH = "/opt/ml/output/tensorboard"
 
-DEFAULT_LEARNING_RATE = (1e-4, 1e-1)
-DEFAULT_BATCH_SIZES = (64, 128, 256)
-DEFAULT_EPOCHS = (2, 10)
-
 #: Built-in Debugger rules the final job runs (rule_to_invoke names).
 DEBUGGER_RULES = ("LossNotDecreasing", "Overfit", "VanishingGradient", "PoorWeightInitialization")
 PROFILER_INTERVAL_MS = 500
@@ -46,16 +42,21 @@ def static_hyperparameters(settings: Settings, program: str) -> dict[str, str]:
     }
 
 
-def parameter_ranges(overrides: TuneOverrides) -> dict[str, list[dict[str, Any]]]:
+def parameter_ranges(
+    overrides: TuneOverrides, settings: Settings
+) -> dict[str, list[dict[str, Any]]]:
+    """The search space: the run's overrides where given, else the stack's TUNE_* settings."""
     lr_min, lr_max = (
         (overrides.learning_rate.min, overrides.learning_rate.max)
         if overrides.learning_rate
-        else DEFAULT_LEARNING_RATE
+        else (settings.tune_learning_rate_min, settings.tune_learning_rate_max)
     )
     ep_min, ep_max = (
-        (overrides.epochs.min, overrides.epochs.max) if overrides.epochs else DEFAULT_EPOCHS
+        (overrides.epochs.min, overrides.epochs.max)
+        if overrides.epochs
+        else (settings.tune_epochs_min, settings.tune_epochs_max)
     )
-    batch_sizes = overrides.batch_sizes or list(DEFAULT_BATCH_SIZES)
+    batch_sizes = overrides.batch_sizes or settings.tune_batch_sizes
     return {
         "ContinuousParameterRanges": [
             {
@@ -168,7 +169,7 @@ def tuning_job_request(
                 "MaxNumberOfTrainingJobs": max_jobs,
                 "MaxParallelTrainingJobs": max_parallel,
             },
-            "ParameterRanges": parameter_ranges(overrides),
+            "ParameterRanges": parameter_ranges(overrides, settings),
             "TrainingJobEarlyStoppingType": "Auto",
         },
         "TrainingJobDefinition": definition,

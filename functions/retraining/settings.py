@@ -7,12 +7,13 @@ e.g. ``ENDPOINT_NAME``; list values are comma-separated. Documented in the READM
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CommaList = Annotated[list[str], NoDecode]
+CommaInts = Annotated[list[int], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -41,6 +42,12 @@ class Settings(BaseSettings):
         "ml.m5.xlarge",
         "ml.c5.2xlarge",
     ]
+    # The default search space of a run; a POST /jobs/tune body overrides each part.
+    tune_learning_rate_min: float = Field(1e-4, gt=0.0, le=1.0)
+    tune_learning_rate_max: float = Field(1e-1, gt=0.0, le=1.0)
+    tune_epochs_min: int = Field(2, ge=1, le=200)
+    tune_epochs_max: int = Field(10, ge=1, le=200)
+    tune_batch_sizes: CommaInts = [64, 128, 256]
     max_jobs: int = Field(8, ge=1, le=100)
     max_parallel_jobs: int = Field(2, ge=1, le=10)
     debugger_enabled: bool = False
@@ -80,9 +87,21 @@ class Settings(BaseSettings):
     predict_connect_timeout_s: float = 2.0
     predict_read_timeout_s: float = 20.0  # below API Gateway's 29 s integration timeout
 
-    @field_validator("allowed_instance_types", "rollback_alarm_names", mode="before")
+    @field_validator(
+        "allowed_instance_types", "tune_batch_sizes", "rollback_alarm_names", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _ranges_ordered(self) -> Self:
+        if self.tune_learning_rate_min >= self.tune_learning_rate_max:
+            raise ValueError("TUNE_LEARNING_RATE_MIN must be below TUNE_LEARNING_RATE_MAX")
+        if self.tune_epochs_min > self.tune_epochs_max:
+            raise ValueError("TUNE_EPOCHS_MIN must not exceed TUNE_EPOCHS_MAX")
+        if not self.tune_batch_sizes or not all(1 <= b <= 1024 for b in self.tune_batch_sizes):
+            raise ValueError("TUNE_BATCH_SIZES must be 1 to 1024, comma-separated")
+        return self

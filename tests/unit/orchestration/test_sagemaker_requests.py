@@ -102,6 +102,38 @@ def test_overrides_narrow_the_search():
     assert request["TrainingJobDefinition"]["ResourceConfig"]["InstanceType"] == "ml.g4dn.xlarge"
 
 
+def test_the_stack_settings_set_the_default_search_space(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("TUNE_LEARNING_RATE_MIN", "0.01")
+    monkeypatch.setenv("TUNE_LEARNING_RATE_MAX", "0.2")
+    monkeypatch.setenv("TUNE_EPOCHS_MIN", "1")
+    monkeypatch.setenv("TUNE_EPOCHS_MAX", "3")
+    monkeypatch.setenv("TUNE_BATCH_SIZES", "32, 16")
+    request = sagemaker_requests.tuning_job_request(make_settings(), RUN_ID, TuneOverrides())
+    assert_valid("CreateHyperParameterTuningJob", request)
+    ranges = request["HyperParameterTuningJobConfig"]["ParameterRanges"]
+    assert ranges["ContinuousParameterRanges"][0]["MinValue"] == "0.01"
+    assert ranges["ContinuousParameterRanges"][0]["MaxValue"] == "0.2"
+    assert ranges["IntegerParameterRanges"][0]["MinValue"] == "1"
+    assert ranges["IntegerParameterRanges"][0]["MaxValue"] == "3"
+    assert ranges["CategoricalParameterRanges"][0]["Values"] == ["16", "32"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [
+        ("TUNE_LEARNING_RATE_MIN", "0.5", "TUNE_LEARNING_RATE_MIN must be below"),
+        ("TUNE_EPOCHS_MIN", "20", "TUNE_EPOCHS_MIN must not exceed"),
+        ("TUNE_BATCH_SIZES", "0,64", "TUNE_BATCH_SIZES must be 1 to 1024"),
+    ],
+)
+def test_an_inconsistent_default_search_space_is_refused(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, words: str
+):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=words):
+        make_settings()
+
+
 def test_parallel_jobs_never_exceed_jobs_when_only_one_is_overridden():
     request = sagemaker_requests.tuning_job_request(
         make_settings(), RUN_ID, TuneOverrides(max_jobs=1)

@@ -5,13 +5,15 @@ Baseline (the original): every parameter handed to the optimizer, freezing only 
 statistics), and a DataLoader that decodes a PNG with PIL and runs ``ToTensor`` per sample.
 Ours: decoded-once uint8 tensors, batched augmentation and preprocessing, the frozen trunk in
 eval mode under ``torch.no_grad`` with its BatchNorms folded into the convs, only layer4 + head
-in the optimizer. Same model, input size, batch size and step count, measured in the same run.
+in the optimizer, and mixed precision as the library's ``--amp auto`` picks it (bf16 autocast
+on a CPU with native bf16, AMP on CUDA); the baseline stays fp32. Same model, input size, batch
+size and step count, measured in the same run.
 
 The machine may be shared and busy: both variants are built once, then timed in alternating
 rounds (baseline, ours, baseline, ours, ...); each round gives a ratio and the median ratio is
 reported, with the median images/s of each variant.
 
-    python bench/train_throughput.py [--sizes 32:128 128:32] [--steps 3] [--rounds 5]
+    python bench/train_throughput.py [--sizes 32:128 128:32] [--steps 3] [--rounds 5] [--amp auto]
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from torchvision import transforms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 
-from trainlib.config import DEFAULT_IMAGE_SIZE
+from trainlib.config import AMP_MODES, DEFAULT_IMAGE_SIZE
 from trainlib.data import ImageSet, iterate_batches
 from trainlib.loop import Runtime, prepare_model
 from trainlib.model import ResNet34Classifier
@@ -146,8 +148,9 @@ def _repeat(make: Callable[[], Iterable]) -> Iterator:
 
 def measure(image_size: int, batch_size: int, steps: int, rounds: int, runtime: Runtime) -> None:
     images, labels = make_images(NUM_CLASSES, batch_size * 2 // NUM_CLASSES + 1)
+    fp32 = Runtime(runtime.device, None, runtime.channels_last)  # the original had no AMP
     variants = {
-        "baseline": baseline(images, labels, image_size, batch_size, runtime),
+        "baseline": baseline(images, labels, image_size, batch_size, fp32),
         "ours": ours(images, labels, image_size, batch_size, runtime),
     }
     for step, batches in variants.values():  # warm-up: allocator, kernels, DataLoader
@@ -159,8 +162,12 @@ def measure(image_size: int, batch_size: int, steps: int, rounds: int, runtime: 
     ratios = [f / b for f, b in zip(rates["ours"], rates["baseline"], strict=True)]
     base, fast = statistics.median(rates["baseline"]), statistics.median(rates["ours"])
     print(f"{image_size}px, batch {batch_size}, {rounds} rounds x {steps} steps:")
-    print(f"  baseline (all params, requires_grad freeze, PIL per sample): {base:8.1f} images/s")
-    print(f"  trainlib (folded no-grad trunk, tensor batches):            {fast:8.1f} images/s")
+    print(
+        f"  baseline (fp32, all params, requires_grad freeze, PIL per sample): {base:8.1f} images/s"
+    )
+    print(
+        f"  trainlib ({runtime.precision}, folded no-grad trunk, tensor batches): {fast:8.1f} images/s"
+    )
     print(
         f"  speedup: median {statistics.median(ratios):.2f}x "
         f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})",
@@ -186,12 +193,20 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed steps per variant and round")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (median kept)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument(
+        "--amp",
+        choices=AMP_MODES,
+        default="auto",
+        help="the library's --amp for ours (the baseline is always fp32)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    runtime = Runtime.detect()
-    amp = f" amp {runtime.amp_dtype}" if runtime.amp_dtype else ""
-    print(f"ResNet-34 training step, {runtime.device.type}{amp}, {args.threads} threads")
+    runtime = Runtime.detect(args.amp)
+    print(
+        f"ResNet-34 training step, {runtime.device.type}, {args.threads} threads, "
+        f"ours --amp {args.amp}: {runtime.precision}"
+    )
     for image_size, batch_size in args.sizes:
         measure(image_size, batch_size, args.steps, args.rounds, runtime)
 

@@ -67,7 +67,7 @@ def run(config: TrainConfig, *, instrumented: bool) -> dict[str, float]:
         flush=True,
     )
 
-    runtime = Runtime.detect()
+    runtime = Runtime.detect(config.amp)
     spec = preprocess_spec(config.image_size)
     transform = build_eval_transform(spec)
     net = prepare_model(model, runtime, config.num_gpus)
@@ -134,7 +134,11 @@ def run(config: TrainConfig, *, instrumented: bool) -> dict[str, float]:
     finally:
         metrics.close()
     elapsed = time.perf_counter() - started
-    print(f"trained {config.epochs} epochs in {elapsed:.1f}s on {runtime.device.type}", flush=True)
+    print(
+        f"trained {config.epochs} epochs in {elapsed:.1f}s on {runtime.device.type} "
+        f"({runtime.precision})",
+        flush=True,
+    )
 
     metadata = build_metadata(
         num_classes=len(full.classes),

@@ -23,6 +23,9 @@ DEFAULT_IMAGE_SIZE = 128
 _TRUE = {"true", "1", "yes", "y", "on"}
 _FALSE = {"false", "0", "no", "n", "off"}
 
+#: --amp choices: mixed precision on CUDA (as always) and on CPUs with native bf16 / forced / never.
+AMP_MODES = ("auto", "on", "off")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -52,6 +55,7 @@ class TrainConfig:
     num_workers: int
     num_gpus: int
     job_name: str
+    amp: str = "auto"
 
     def hyperparameters(self) -> dict[str, float | int | bool]:
         """The documented hyperparameters, as metadata.json records them."""
@@ -193,6 +197,16 @@ def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
         default=0,
         help="CPU threads for torch (0: torch's default)",
     )
+    lib.add_argument(
+        "--amp",
+        type=lambda text: _strip_quotes(text).lower(),
+        choices=AMP_MODES,
+        default="auto",
+        help="mixed precision: auto = on for CUDA (bf16, else fp16) and on CPUs with native bf16 "
+        "(AVX512-BF16 / AMX / Arm BF16), where the forward pass runs under bf16 autocast (loss, "
+        "gradients, optimizer and the exported model stay fp32); on = also on other CPUs "
+        "(emulated, slow); off = fp32 everywhere",
+    )
     lib.add_argument("--_tuning_objective_metric", default=None, help=argparse.SUPPRESS)
     paths = p.add_argument_group("paths (defaults: the SageMaker environment)")
     paths.add_argument(
@@ -288,4 +302,5 @@ def parse_config(
         num_workers=args.num_workers,
         num_gpus=_num_gpus(env),
         job_name=_job_name(env),
+        amp=args.amp,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import platform
 import sys
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -11,10 +12,25 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from trainlib.config import AMP_MODES
 from trainlib.data import ImageSet, iterate_batches
 from trainlib.instrumentation import Sinks
 from trainlib.model import ResNet34Classifier
 from trainlib.preprocess import augment_batch
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX on x86, BF16 on Arm).
+
+    oneDNN also runs bf16 on plain AVX-512 by emulation, which is slower than fp32, so on x86
+    torch's generic mkldnn check is not enough. Any failure of the probes means no.
+    """
+    try:
+        if platform.machine().lower() in {"x86_64", "amd64", "i386", "i686"}:
+            return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 @dataclass
@@ -26,11 +42,20 @@ class Runtime:
     channels_last: bool
 
     @classmethod
-    def detect(cls) -> Runtime:
+    def detect(cls, amp: str = "auto") -> Runtime:
+        """``amp``: auto (CUDA, or a CPU with native bf16), on (any device), off (fp32)."""
+        if amp not in AMP_MODES:
+            raise ValueError(f"amp must be one of {AMP_MODES}, got {amp!r}")
         if torch.cuda.is_available():
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            return cls(torch.device("cuda"), dtype, True)
-        return cls(torch.device("cpu"), None, False)
+            return cls(torch.device("cuda"), None if amp == "off" else dtype, True)
+        use_bf16 = amp == "on" or (amp == "auto" and cpu_has_native_bf16())
+        return cls(torch.device("cpu"), torch.bfloat16 if use_bf16 else None, False)
+
+    @property
+    def precision(self) -> str:
+        """For logs: what the forward pass computes in."""
+        return "fp32" if self.amp_dtype is None else f"{str(self.amp_dtype)[6:]} autocast"
 
     def autocast(self):
         if self.amp_dtype is None:

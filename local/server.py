@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -11,18 +12,28 @@ import uvicorn
 from local.data import DataUnavailable
 from local.stack import LocalStack
 
+CLI_DEFAULT_URL = "http://127.0.0.1:8000"  # where the CLI looks unless LOCAL_API_URL says
+
 NEXT_STEPS = """
 Local stack ready: API on http://{host}:{port}  (docs: http://{host}:{port}/docs)
 State (runs, jobs, logs, local S3) lives in {root}
 
-Next:
-  python -m local tune --watch                 # tune -> train -> gate -> deploy, with progress
-  python -m local predict path/to/image.png    # top-5 labels from the deployed model
-  python -m local runs                         # every run and its status
-  python -m local show <run id>                # metrics and curve PNGs of a run
-  curl -s -X POST http://{host}:{port}/jobs/tune -H 'content-type: application/json' -d '{{}}'
+Next, in another terminal{cli_note}:
+  {cli} tune --watch       # tune -> train -> gate -> deploy, with progress
+  {cli} predict image.png  # top-5 labels from the deployed model
+  {cli} runs               # every run and its status
+  {cli} show <run id>      # metrics and curve PNGs of a run
+  curl -s -X POST {url}/jobs/tune -H 'content-type: application/json' -d '{{}}'
 Stop with Ctrl-C; a restart picks up where it stopped (running jobs are reported failed).
 """
+
+
+def _cli() -> str:
+    """How to run the CLI with this interpreter (the project's .venv, usually not activated)."""
+    python = Path(sys.executable)
+    with contextlib.suppress(ValueError):
+        python = python.relative_to(Path.cwd())
+    return f"{python} -m local"
 
 
 def serve(
@@ -50,7 +61,19 @@ def serve(
 
     from api.app import create_app
 
-    print(NEXT_STEPS.format(host=host, port=port, root=root.resolve()), flush=True)
+    url = f"http://{host}:{port}"
+    print(
+        NEXT_STEPS.format(
+            host=host,
+            port=port,
+            url=url,
+            root=root.resolve(),
+            cli=_cli(),
+            # The CLI assumes the default address; say how to reach any other.
+            cli_note="" if url == CLI_DEFAULT_URL else f" (first: export LOCAL_API_URL={url})",
+        ),
+        flush=True,
+    )
     server = uvicorn.Server(uvicorn.Config(create_app(), host=host, port=port, log_level="info"))
     try:
         server.run()

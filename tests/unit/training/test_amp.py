@@ -72,8 +72,8 @@ def test_layer4_runs_in_bf16_only_on_maps_wide_enough_to_gain():
     assert _layer4_output_dtype(model, torch.randn(2, 3, 64, 64)) == torch.bfloat16  # 4x4 map
 
 
-@pytest.mark.parametrize("image_size", [32, 64])
-def test_bf16_step_trains_with_fp32_weights_and_gradients(image_size, tmp_path):
+def test_bf16_step_trains_with_fp32_weights_and_gradients(tmp_path):
+    image_size = 64  # layer4 + head in bf16 too (the 2x2 map of 32px keeps them fp32)
     torch.manual_seed(0)
     model = ResNet34Classifier(4, hidden_units=16, dropout=0.0)
     net = prepare_model(model, BF16, num_gpus=1).train()

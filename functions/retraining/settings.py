@@ -12,6 +12,13 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+#: Attempts of the sagemaker-runtime client: botocore's standard mode retries a read timeout
+#: too, so every attempt may last connect + read timeout.
+PREDICT_MAX_ATTEMPTS = 2
+#: Worst-case seconds /predict may spend on the endpoint: leaves API Gateway's 29 s room for
+#: the Lambda's own work.
+PREDICT_BUDGET_S = 26.0
+
 CommaList = Annotated[list[str], NoDecode]
 CommaInts = Annotated[list[int], NoDecode]
 
@@ -84,8 +91,10 @@ class Settings(BaseSettings):
 
     # API
     max_image_bytes: int = 4 * 1024 * 1024
-    predict_connect_timeout_s: float = 2.0
-    predict_read_timeout_s: float = 20.0  # below API Gateway's 29 s integration timeout
+    # PREDICT_MAX_ATTEMPTS * (connect + read) must stay below API Gateway's 29 s integration
+    # timeout (checked below), or the gateway answers its own 503 before /predict's 504.
+    predict_connect_timeout_s: float = Field(2.0, gt=0)
+    predict_read_timeout_s: float = Field(10.0, gt=0)
 
     @field_validator(
         "allowed_instance_types", "tune_batch_sizes", "rollback_alarm_names", mode="before"
@@ -104,4 +113,10 @@ class Settings(BaseSettings):
             raise ValueError("TUNE_EPOCHS_MIN must not exceed TUNE_EPOCHS_MAX")
         if not self.tune_batch_sizes or not all(1 <= b <= 1024 for b in self.tune_batch_sizes):
             raise ValueError("TUNE_BATCH_SIZES must be 1 to 1024, comma-separated")
+        worst = PREDICT_MAX_ATTEMPTS * (self.predict_connect_timeout_s + self.predict_read_timeout_s)
+        if worst > PREDICT_BUDGET_S:
+            raise ValueError(
+                f"{PREDICT_MAX_ATTEMPTS} x (PREDICT_CONNECT_TIMEOUT_S + PREDICT_READ_TIMEOUT_S) "
+                f"= {worst:g} s exceeds {PREDICT_BUDGET_S:g} s (API Gateway times out at 29 s)"
+            )
         return self

@@ -9,6 +9,7 @@ from retraining import aws, aws_errors
 from retraining.best_job import NoBestJob, best_job
 from retraining.dynamo_store import DynamoRunStore
 from retraining.quality_gate import MissingMetric, decide, final_metrics
+from retraining.settings import Settings
 from tests.unit.orchestration.conftest import tuning_description
 
 
@@ -94,6 +95,23 @@ def test_deps_from_env_builds_configured_clients_lazily(monkeypatch):
     config = deps.sagemaker.meta.config
     assert config.retries == {"mode": "standard", "total_max_attempts": 3}
     assert (config.connect_timeout, config.read_timeout) == (2.0, 20.0)
-    assert deps.sagemaker_runtime.meta.config.read_timeout == 7.0
+    runtime = deps.sagemaker_runtime.meta.config
+    assert runtime.read_timeout == 7.0
+    assert runtime.retries == {"mode": "standard", "total_max_attempts": 2}
     assert isinstance(deps.store, DynamoRunStore)
     assert deps.store._table == "my-runs"
+
+
+def test_predict_client_default_stays_inside_api_gateways_29_s(monkeypatch):
+    # Standard mode retries a read timeout: every attempt may last connect + read.
+    for name in ("PREDICT_READ_TIMEOUT_S", "PREDICT_CONNECT_TIMEOUT_S"):
+        monkeypatch.delenv(name, raising=False)
+    config = aws.deps_from_env().sagemaker_runtime.meta.config
+    attempts = config.retries["total_max_attempts"]
+    assert attempts == 2
+    assert attempts * (config.connect_timeout + config.read_timeout) <= 24.0
+
+
+def test_predict_timeouts_that_outlive_api_gateway_are_refused():
+    with pytest.raises(ValueError, match="exceeds 26 s"):
+        Settings(_env_file=None, predict_read_timeout_s=20.0)

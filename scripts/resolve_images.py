@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 
-# The PyTorch 2.x releases the SDK maps to a DLC for Python 3.12 (training and serving
-# images are released on different cadences, so each has its own newest version).
-TRAINING_VERSION = "2.8.0"
+# One PyTorch release for both images: the endpoint loads TorchScript saved by training, and
+# TorchScript is backward- but not forward-compatible (2.6.0 is the newest serving DLC).
+TRAINING_VERSION = "2.6.0"
 INFERENCE_VERSION = "2.6.0"
 PY_VERSION = "py312"
 

@@ -149,8 +149,25 @@ def test_each_function_gets_only_what_it_calls(transformed: dict[str, Any]) -> N
         for a in sagemaker("EndpointStateChangeFunctionRole")
     )
     bundler = statements(transformed, "SourceBundleFunctionRole")
-    assert [s["Action"] for s in bundler] == [["s3:GetObject", "s3:PutObject"]]
+    assert [s["Action"] for s in bundler] == [["s3:GetObject", "s3:PutObject"], ["s3:ListBucket"]]
     assert bundler[0]["Resource"] == [{"Fn::Sub": "${ArtifactBucket.Arn}/code/*"}]
+    # Listing only under code/: enough for HeadObject to answer 404 (not 403) for a new bundle.
+    assert bundler[1]["Condition"] == {"StringLike": {"s3:prefix": "code/*"}}
+
+
+def test_sagemaker_jobs_may_write_only_under_runs(transformed: dict[str, Any]) -> None:
+    writes = [
+        s
+        for s in statements(transformed, "SageMakerExecutionRole")
+        if "s3:PutObject" in s["Action"]
+    ]
+    # Every request builder puts outputs, TensorBoard, Debugger data and checkpoints there.
+    assert [s["Resource"] for s in writes] == [[{"Fn::Sub": "${ArtifactBucket.Arn}/runs/*"}]]
+    from retraining.sagemaker_requests import s3_run_prefix
+    from retraining.settings import Settings
+
+    prefix = s3_run_prefix(Settings(_env_file=None, artifact_bucket="b"), "r1")
+    assert prefix.startswith("s3://b/runs/")
 
 
 def test_sagemaker_role_trusts_only_sagemaker_from_this_account(

@@ -49,8 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--top-k", type=int, default=3)
         if name in ("watch", "show"):
             sub.add_argument("run_id")
-        if name == "show":
-            sub.add_argument("--root", type=Path, default=Path(".local-stack"))
         if name == "tune":
             sub.add_argument("--max-jobs", type=int)
             sub.add_argument("--max-parallel-jobs", type=int)
@@ -70,13 +68,6 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
         "batch_sizes": [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else None,
     }
     return {k: v for k, v in overrides.items() if v is not None}
-
-
-def curves(root: Path, training_job_name: str | None) -> list[Path]:
-    if not training_job_name:
-        return []
-    output = root / "sagemaker" / "jobs" / training_job_name / "output" / "data"
-    return sorted(output.rglob("*.png"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                 indent=2,
             )
         )
-        for path in curves(args.root, run.get("training_job_name")):
-            print(f"curve: {path.resolve()}")
+        # The server knows its state folder (serve --root): it names the files.
+        for path in api.curves(args.run_id)["curves"]:
+            print(f"curve: {path}")
     return 0

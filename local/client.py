@@ -34,6 +34,10 @@ class ApiClient:
     def run(self, run_id: str) -> Any:
         return self._json(self.http.get(f"/jobs/{run_id}"))
 
+    def curves(self, run_id: str) -> Any:
+        """The local server's own route: the curve PNGs of the run's final training job."""
+        return self._json(self.http.get(f"/local/runs/{run_id}/curves"))
+
     def runs(self) -> Any:
         return self._json(self.http.get("/jobs"))
 

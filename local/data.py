@@ -16,13 +16,16 @@ def ensure_cifar100(folder: Path) -> Path:
     """The official ``cifar-100-python/{train,test,meta}`` layout under ``folder``."""
     if (folder / "cifar-100-python" / "train").is_file():
         return folder
-    try:
-        from torchvision.datasets import CIFAR100
+    # training/ is an import root here as in its runtime (python -m local, pytest's pythonpath).
+    from prepare_data import download_cifar100
 
-        CIFAR100(str(folder), train=True, download=True)
-    except Exception as error:  # no network, proxy, disk: all mean "use --sample-data"
+    from trainlib.errors import InputError
+
+    try:
+        download_cifar100(folder)  # the same checksummed download as the cloud's data prep
+    except InputError as error:  # no network, proxy, disk: all mean "use --sample-data"
         raise DataUnavailable(
-            f"could not download CIFAR-100 ({type(error).__name__}: {error}).\n"
+            f"{error}.\n"
             "Run offline with generated sample data instead:  python -m local --sample-data "
             "(or: make run ARGS=--sample-data)"
         ) from error

@@ -2,7 +2,7 @@
 
 Read from ``template.yaml`` itself (each function's ``EventBridgeRule`` events: pattern and
 handler), so the local bus filters exactly as the deployed rules do, e.g. only the final
-training job, never the HPO trials. A built-in copy is the fallback without a template.
+training job, never the HPO trials. No built-in copy: it could only drift from the template.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from typing import Any
 import yaml
 
 from local.bus import Rule
-from local.events import ENDPOINT, TRAINING, TUNING
 from local.sagemaker.wire import ACCOUNT, REGION
 
-HANDLERS = "orchestration.handlers"
+
+class TemplateError(RuntimeError):
+    """template.yaml is missing, unreadable or declares no event rules."""
 
 
 class _TemplateLoader(yaml.SafeLoader):
@@ -52,6 +53,8 @@ def _resolve(value: Any, parameters: dict[str, str]) -> Any:
 
 def rules_from_template(template: Path, parameters: dict[str, str]) -> list[Rule]:
     document = yaml.load(template.read_text(), Loader=_TemplateLoader)
+    if not isinstance(document, dict):
+        raise TemplateError(f"{template} is not a CloudFormation template (a YAML mapping)")
     defaults = {
         name: str(spec.get("Default", ""))
         for name, spec in (document.get("Parameters") or {}).items()
@@ -85,58 +88,15 @@ def schedule_pattern(name: str) -> dict[str, Any]:
     }
 
 
-def default_rules(prefix: str, endpoint_name: str) -> list[Rule]:
-    """The template's rules, for a checkout without it."""
-    ended = ["Completed", "Failed", "Stopped"]
-    return [
-        Rule(
-            "TuningJobFinished",
-            {
-                "source": ["aws.sagemaker"],
-                "detail-type": [TUNING],
-                "detail": {
-                    "HyperParameterTuningJobName": [{"prefix": f"{prefix}-"}],
-                    "HyperParameterTuningJobStatus": ended,
-                },
-            },
-            f"{HANDLERS}:tuning_job_state_change",
-        ),
-        Rule(
-            "FinalTrainingJobFinished",
-            {
-                "source": ["aws.sagemaker"],
-                "detail-type": [TRAINING],
-                "detail": {
-                    "TrainingJobName": [{"prefix": f"{prefix}-"}],
-                    "TrainingJobStatus": ended,
-                    "Tags": {"project": [prefix], "stage": ["final"]},
-                },
-            },
-            f"{HANDLERS}:training_job_state_change",
-        ),
-        Rule(
-            "EndpointStateChanged",
-            {
-                "source": ["aws.sagemaker"],
-                "detail-type": [ENDPOINT],
-                "detail": {"EndpointName": [endpoint_name]},
-            },
-            f"{HANDLERS}:endpoint_state_change",
-        ),
-        Rule(
-            "RetrainSchedule",
-            schedule_pattern("RetrainSchedule"),
-            f"{HANDLERS}:start_scheduled_run",
-            '{"overrides": {}}',
-        ),
-    ]
-
-
 def stack_rules(repo_root: Path, prefix: str, endpoint_name: str) -> list[Rule]:
     template = repo_root / "template.yaml"
-    if template.is_file():
-        parameters = {"ResourcePrefix": prefix, "EndpointName": endpoint_name}
+    parameters = {"ResourcePrefix": prefix, "EndpointName": endpoint_name}
+    try:
         rules = rules_from_template(template, parameters)
-        if rules:
-            return rules
-    return default_rules(prefix, endpoint_name)
+    except (OSError, yaml.YAMLError, KeyError) as error:  # missing, bad YAML, unknown ${X}
+        raise TemplateError(
+            f"cannot read the event rules from {template} ({type(error).__name__}: {error})"
+        ) from error
+    if not rules:
+        raise TemplateError(f"{template} declares no EventBridge or schedule rules")
+    return rules

@@ -6,7 +6,6 @@ orchestration builds the same URIs it builds in the cloud.
 
 from __future__ import annotations
 
-import shutil
 import tarfile
 from pathlib import Path
 
@@ -23,6 +22,12 @@ class LocalS3:
             raise ValueError(f"bad s3 URI: {uri!r}")
         return self.root / bucket_and_key
 
+    def put_object(self, uri: str, body: bytes) -> Path:
+        target = self.path(uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(body)
+        return target
+
     def put_tarball(self, source_dir: Path, uri: str) -> Path:
         """Write ``source_dir``'s contents as a ``.tar.gz`` object (SageMaker's artifact form)."""
         target = self.path(uri)
@@ -30,13 +35,6 @@ class LocalS3:
         with tarfile.open(target, "w:gz") as tar:
             for item in sorted(Path(source_dir).iterdir()):
                 tar.add(item, arcname=item.name)
-        return target
-
-    def put_tree(self, source_dir: Path, uri: str, ignore: tuple[str, ...] = ()) -> Path:
-        target = self.path(uri)
-        if target.exists():
-            shutil.rmtree(target)
-        shutil.copytree(source_dir, target, ignore=shutil.ignore_patterns(*ignore))
         return target
 
     def extract(self, uri: str, dest: Path) -> Path:

@@ -10,6 +10,8 @@ from pathlib import Path
 import uvicorn
 
 from local.data import DataUnavailable
+from local.routes import local_router
+from local.rules import TemplateError
 from local.stack import LocalStack
 
 CLI_DEFAULT_URL = "http://127.0.0.1:8000"  # where the CLI looks unless LOCAL_API_URL says
@@ -52,7 +54,7 @@ def serve(
             threads_per_job=threads,
             schedule_minutes=schedule_minutes,
         ).start()
-    except DataUnavailable as error:
+    except (DataUnavailable, TemplateError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     import torch
@@ -74,7 +76,9 @@ def serve(
         ),
         flush=True,
     )
-    server = uvicorn.Server(uvicorn.Config(create_app(), host=host, port=port, log_level="info"))
+    app = create_app()
+    app.include_router(local_router(stack.root, stack.store))
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
     try:
         server.run()
     finally:

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# deploy/ is a namespace package next to local/: importable wherever ``local`` is. The cloud's
+# bundler builds the bytes here too, so the code the local jobs run is packed the same way.
+from deploy.source_bundle.bundle import source_files, sourcedir_tarball
 from local import data
 from local.bus import EventBus, Rule, Schedule
 from local.rules import stack_rules
@@ -137,18 +140,18 @@ class LocalStack:
             data.ensure_cifar100(self.s3.path(f"s3://{BUCKET}/data/cifar100"))
 
     def _publish_code(self) -> None:
-        """What `sam deploy` uploads in the cloud: training/ as sourcedir.tar.gz and
-        model_handler/ as the inference_code channel. Republished at every start."""
-        staging = self.root / "staging" / "training"
-        if staging.exists():
-            shutil.rmtree(staging)
-        shutil.copytree(
-            REPO_ROOT / "training", staging, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-        )
-        self.s3.put_tarball(staging, TRAINING_SOURCE)
-        self.s3.put_tree(
-            REPO_ROOT / "model_handler", INFERENCE_SOURCE, ignore=("__pycache__", "*.pyc")
-        )
+        """What `sam deploy` uploads in the cloud, built by the cloud's own bundler: training/
+        as sourcedir.tar.gz and model_handler/ as the inference_code channel. Republished at
+        every start under the fixed keys the local settings name (no content hash: a restart
+        fails the jobs that ran the old code anyway)."""
+        self.s3.put_object(TRAINING_SOURCE, sourcedir_tarball(REPO_ROOT / "training"))
+        inference = self.s3.path(INFERENCE_SOURCE)
+        if inference.exists():
+            shutil.rmtree(inference)  # no stale files from an older model_handler/
+        handler_root = REPO_ROOT / "model_handler"
+        for path in source_files(handler_root):
+            key = path.relative_to(handler_root).as_posix()
+            self.s3.put_object(f"{INFERENCE_SOURCE}/{key}", path.read_bytes())
 
     def describe(self) -> dict[str, Any]:
         return {"root": str(self.root), "s3": str(self.s3.root), "runs": str(self.store.path)}

@@ -11,7 +11,7 @@ import pytest
 
 from local.bus import EventBus, Rule, Schedule
 from local.events import ENDPOINT, TRAINING, TUNING, envelope, matches
-from local.rules import default_rules, stack_rules
+from local.rules import TemplateError, stack_rules
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -22,13 +22,8 @@ def training_event(name: str, status: str, stage: str) -> dict[str, Any]:
     return envelope(TRAINING, f"arn:aws:sagemaker:us-east-1:0:training-job/{name}", detail)
 
 
-@pytest.mark.parametrize("rules", ["template", "built-in"])
-def test_only_the_final_training_job_reaches_the_deploy_handler(rules: str) -> None:
-    chosen = (
-        stack_rules(REPO, "cifar100", "ep")
-        if rules == "template"
-        else default_rules("cifar100", "ep")
-    )
+def test_only_the_final_training_job_reaches_the_deploy_handler() -> None:
+    chosen = stack_rules(REPO, "cifar100", "ep")
     training = next(r for r in chosen if r.target.endswith(":training_job_state_change"))
     assert matches(training.pattern, training_event("cifar100-r1-final", "Completed", "final"))
     assert not matches(training.pattern, training_event("cifar100-r1-001-ab", "Completed", "hpo"))
@@ -49,6 +44,24 @@ def test_only_the_final_training_job_reaches_the_deploy_handler(rules: str) -> N
         envelope(ENDPOINT, "arn", {"EndpointName": "ep", "EndpointStatus": "IN_SERVICE"}),
     )
     assert not matches(endpoint.pattern, envelope(ENDPOINT, "arn", {"EndpointName": "other"}))
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        (None, "cannot read the event rules"),
+        ("Resources: [unclosed", "cannot read the event rules"),
+        ("- a list", "not a CloudFormation template"),
+        ("Resources:\n  Api:\n    Type: AWS::Serverless::Function\n", "declares no"),
+    ],
+)
+def test_a_missing_or_unusable_template_is_a_clear_error(
+    tmp_path: Path, template: str | None, message: str
+) -> None:
+    if template is not None:
+        (tmp_path / "template.yaml").write_text(template)
+    with pytest.raises(TemplateError, match=message):
+        stack_rules(tmp_path, "cifar100", "ep")
 
 
 def test_pattern_filters() -> None:

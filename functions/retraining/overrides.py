@@ -10,6 +10,10 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
+class InstanceTypeNotAllowed(ValueError):
+    """The requested training instance type is not in ALLOWED_INSTANCE_TYPES."""
+
+
 class IntRange(BaseModel):
     model_config = ConfigDict(extra="forbid")
     min: int = Field(ge=1, le=200)
@@ -81,9 +85,9 @@ class TuneOverrides(BaseModel):
         return self
 
     def check_allowed(self, allowed_instance_types: list[str]) -> None:
-        """Raise ValueError when the instance type is not one the stack allows."""
+        """Raise InstanceTypeNotAllowed when the instance type is not one the stack allows."""
         if self.instance_type is not None and self.instance_type not in allowed_instance_types:
-            raise ValueError(
+            raise InstanceTypeNotAllowed(
                 f"instance_type {self.instance_type!r} is not allowed; "
                 f"choose one of {', '.join(allowed_instance_types)}"
             )

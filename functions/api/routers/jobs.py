@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 
 from api.blocking import call_blocking
@@ -10,7 +10,7 @@ from api.dependencies import DepsDep, StartRunDep
 from api.errors import ApiError
 from api.responses import error_responses
 from api.schemas import RunPage, TuneAccepted
-from retraining.overrides import TuneOverrides
+from retraining.overrides import InstanceTypeNotAllowed, TuneOverrides
 from retraining.records import RunAlreadyActive, RunRecord
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -49,11 +49,9 @@ async def start_tuning(
 ) -> TuneAccepted:
     overrides = overrides or TuneOverrides()
     try:
-        overrides.check_allowed(deps.settings.allowed_instance_types)
-    except ValueError as exc:
-        raise ApiError(422, "instance_type_not_allowed", str(exc)) from None
-    try:
         record = await call_blocking(request, start_run, "api", overrides, deps)
+    except InstanceTypeNotAllowed as exc:  # start_run checks before taking the slot
+        raise ApiError(422, "instance_type_not_allowed", str(exc)) from None
     except RunAlreadyActive as exc:
         active = exc.active_run_id
         headers = {"Location": external_path(request, f"/jobs/{active}")} if active else None
@@ -68,6 +66,13 @@ async def start_tuning(
         code = exc.response.get("Error", {}).get("Code", "error")
         raise ApiError(
             502, "tuning_not_started", f"SageMaker refused to start the tuning job ({code})"
+        ) from exc
+    except BotoCoreError as exc:
+        # Never reached SageMaker (bad request parameters, no connection); FAILED as above.
+        raise ApiError(
+            502,
+            "tuning_not_started",
+            f"the tuning job could not be requested ({type(exc).__name__})",
         ) from exc
     location = external_path(request, f"/jobs/{record.run_id}")
     response.headers["Location"] = location

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import socket
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
 from botocore.stub import Stubber
 from fastapi.testclient import TestClient
 
+from retraining.deps import Deps
 from retraining.memory_store import InMemoryRunStore
 from retraining.records import RunRecord, RunStatus
+from retraining.settings import Settings
 from tests.unit.api.fakes import AnsweringClient
 
 
@@ -66,6 +71,42 @@ def test_sagemaker_refusing_the_tuning_job_is_a_502_and_frees_the_slot(
     (run,) = store.list()[0]
     assert run.status is RunStatus.FAILED
     assert client.post("/jobs/tune").status_code == 202
+
+
+def test_tuning_request_refused_by_botocore_is_a_502_and_frees_the_slot(
+    client: TestClient, store: InMemoryRunStore, settings: Settings
+) -> None:
+    # An empty role fails botocore's parameter validation (ParamValidationError), before
+    # any request leaves the function.
+    settings.sagemaker_role_arn = ""
+    response = client.post("/jobs/tune")
+    assert response.status_code == 502, response.text
+    error = response.json()["error"]
+    assert error["code"] == "tuning_not_started"
+    assert "ParamValidationError" in error["message"]
+    (run,) = store.list()[0]
+    assert run.status is RunStatus.FAILED
+
+
+def test_sagemaker_unreachable_is_a_502_and_frees_the_slot(
+    client: TestClient, store: InMemoryRunStore, deps: Deps
+) -> None:
+    with socket.socket() as closed:  # a port that nothing listens on: connection refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    deps.__dict__["sagemaker"] = boto3.client(
+        "sagemaker",
+        region_name="us-east-1",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=1),
+    )
+    response = client.post("/jobs/tune")
+    assert response.status_code == 502, response.text
+    assert "EndpointConnectionError" in response.json()["error"]["message"]
+    (run,) = store.list()[0]
+    assert run.status is RunStatus.FAILED
 
 
 def test_second_tune_while_active_is_a_409_pointing_at_the_active_run(

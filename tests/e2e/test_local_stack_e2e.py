@@ -147,7 +147,20 @@ def test_good_run_is_deployed_and_serves_predictions(stack: Stack) -> None:
     assert run["metrics"]["test_acc"] >= 0.5
     assert [h["status"] for h in run["history"]] == ["TUNING", "TRAINING", "DEPLOYING", "DEPLOYED"]
     final_output = stack.root / "sagemaker/jobs" / run["training_job_name"] / "output/data"
-    assert list(final_output.rglob("*.png")), "instrumented training wrote no curves"
+    curves = sorted(final_output.rglob("*.png"))
+    assert curves, "instrumented training wrote no curves"
+    # `show` finds them through the server, though the stack runs on a non-default --root.
+    shown = subprocess.run(
+        [sys.executable, "-m", "local", "show", run_id, "--url", stack.url],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert [line.removeprefix("curve: ") for line in shown.splitlines() if "curve: " in line] == [
+        str(path.resolve()) for path in curves
+    ]
 
     for label in ("sea", "forest"):
         response = stack.predict(sample(stack, label))

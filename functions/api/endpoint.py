@@ -25,9 +25,14 @@ _THROTTLING = {"ThrottlingException", "Throttling", "TooManyRequestsException"}
 _MESSAGE_LIMIT = 500
 
 
-def invoke(client: Any, endpoint_name: str, image_b64: str, top_k: int) -> dict[str, Any]:
-    """POST ``{"image", "top_k"}`` (the endpoint contract) and return its parsed JSON."""
-    body = json.dumps({"image": image_b64, "top_k": top_k})
+def invoke(client: Any, endpoint_name: str, image_b64: str, top_k: int | None) -> dict[str, Any]:
+    """POST ``{"image", "top_k"}`` (the endpoint contract) and return its parsed JSON.
+    ``top_k`` goes only when the caller gave it: the handler's default fits the model's
+    number of classes, a fixed 5 would be a 400 for a model with fewer."""
+    document: dict[str, Any] = {"image": image_b64}
+    if top_k is not None:
+        document["top_k"] = top_k
+    body = json.dumps(document)
     try:
         response = client.invoke_endpoint(
             EndpointName=endpoint_name,

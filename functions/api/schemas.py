@@ -21,7 +21,13 @@ class PredictRequest(BaseModel):
     image: StrictStr = Field(
         min_length=1, description="The image file (PNG or JPEG), standard padded base64"
     )
-    top_k: StrictInt = Field(5, ge=1, le=100, description="How many labels to return")
+    top_k: StrictInt | None = Field(
+        None,
+        ge=1,
+        le=100,
+        description="How many labels to return; without it the model's default "
+        "(5, or its number of classes if fewer). More than the model's classes is a 400.",
+    )
 
 
 class Prediction(BaseModel):

@@ -113,7 +113,9 @@ class Settings(BaseSettings):
             raise ValueError("TUNE_EPOCHS_MIN must not exceed TUNE_EPOCHS_MAX")
         if not self.tune_batch_sizes or not all(1 <= b <= 1024 for b in self.tune_batch_sizes):
             raise ValueError("TUNE_BATCH_SIZES must be 1 to 1024, comma-separated")
-        worst = PREDICT_MAX_ATTEMPTS * (self.predict_connect_timeout_s + self.predict_read_timeout_s)
+        worst = PREDICT_MAX_ATTEMPTS * (
+            self.predict_connect_timeout_s + self.predict_read_timeout_s
+        )
         if worst > PREDICT_BUDGET_S:
             raise ValueError(
                 f"{PREDICT_MAX_ATTEMPTS} x (PREDICT_CONNECT_TIMEOUT_S + PREDICT_READ_TIMEOUT_S) "

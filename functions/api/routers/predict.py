@@ -38,7 +38,7 @@ async def predict(body: PredictRequest, request: Request, deps: DepsDep) -> Resp
     endpoint_ms = (time.perf_counter() - endpoint_started) * 1000
     try:
         response = PredictResponse(
-            predictions=answer["predictions"][: body.top_k],
+            predictions=answer["predictions"][: body.top_k],  # [:None] keeps them all
             model=answer.get("model") or {},
             request_id=request_id_of(request),
         )

@@ -59,12 +59,16 @@ def invoke_response(payload: Any) -> dict[str, Any]:
     }
 
 
-def expected_invoke(image_b64: str, top_k: int) -> dict[str, Any]:
+def expected_invoke(image_b64: str, top_k: int | None) -> dict[str, Any]:
+    """The InvokeEndpoint parameters; ``top_k`` None: the caller gave none, none is sent."""
+    document: dict[str, Any] = {"image": image_b64}
+    if top_k is not None:
+        document["top_k"] = top_k
     return {
         "EndpointName": ENDPOINT,
         "ContentType": "application/json",
         "Accept": "application/json",
-        "Body": json.dumps({"image": image_b64, "top_k": top_k}),
+        "Body": json.dumps(document),
     }
 
 

@@ -86,7 +86,7 @@ def _forwarded_images_are_valid(bodies: list[dict[str, Any]]) -> None:
     for body in bodies:
         data = binascii.a2b_base64(body["image"].encode(), strict_mode=True)
         assert sniff_format(data) in ALLOWED_FORMATS
-        assert 1 <= body["top_k"] <= 100
+        assert 1 <= body.get("top_k", 1) <= 100
 
 
 def test_predict_never_5xx(client: TestClient, deps: Deps) -> None:

@@ -41,10 +41,14 @@ def test_png_is_forwarded_as_the_endpoint_contract_and_answer_returned(
     stubber.assert_no_pending_responses()
 
 
-def test_jpeg_with_default_top_k(client: TestClient, stubber: Stubber) -> None:
+def test_jpeg_without_top_k_leaves_the_default_to_the_model(
+    client: TestClient, stubber: Stubber
+) -> None:
+    # No top_k in the request -> none sent: a model with fewer than 5 classes would
+    # answer a forwarded default of 5 with a 400.
     image = b64(jpeg_bytes())
     stubber.add_response(
-        "invoke_endpoint", invoke_response(model_answer(5)), expected_invoke(image, 5)
+        "invoke_endpoint", invoke_response(model_answer(5)), expected_invoke(image, None)
     )
     response = client.post("/predict", json={"image": image}, headers={"x-request-id": "abc-1"})
     assert response.status_code == 200, response.text

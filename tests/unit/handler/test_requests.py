@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from tests.unit.handler.artifacts import PHOTOS, b64, encode, invoke
+from tests.unit.handler.artifacts import PHOTOS, TinyNet, b64, encode, invoke, load, write_artifact
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
 
@@ -134,6 +134,30 @@ def test_top_k_in_range(top_k, photos, tiny_model) -> None:
 def test_default_top_k_is_five(photos, tiny_model) -> None:
     body = json.dumps({"image": b64(encode(photos["chelsea"], "PNG"))})
     assert len(invoke(tiny_model, body, "application/json")["predictions"]) == 5
+
+
+@pytest.fixture(scope="module")
+def three_class_model(tmp_path_factory):
+    torch.manual_seed(0)
+    classes = ["cat", "dog", "fish"]
+    return load(write_artifact(tmp_path_factory.mktemp("three"), TinyNet(3), classes, 16))
+
+
+def test_default_top_k_is_capped_at_the_number_of_classes(photos, three_class_model) -> None:
+    # The API forwards no top_k unless the caller gave one: the default must fit the model.
+    body = json.dumps({"image": b64(encode(photos["chelsea"], "PNG"))})
+    predictions = invoke(three_class_model, body, "application/json")["predictions"]
+    assert sorted(p["label"] for p in predictions) == ["cat", "dog", "fish"]
+
+
+def test_explicit_top_k_above_the_number_of_classes_stays_a_400(photos, three_class_model) -> None:
+    from model_handler.inference import InferenceError
+
+    body = json.dumps({"image": b64(encode(photos["chelsea"], "PNG")), "top_k": 5})
+    with pytest.raises(InferenceError) as refused:
+        invoke(three_class_model, body, "application/json")
+    assert (refused.value.status_code, refused.value.code) == (400, "invalid_top_k")
+    assert "between 1 and 3" in refused.value.detail
 
 
 @pytest.mark.parametrize(

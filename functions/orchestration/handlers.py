@@ -12,6 +12,7 @@ from aws_lambda_powertools import Logger
 
 from retraining import names, workflow
 from retraining.deps import get_deps
+from retraining.events import BadEvent
 from retraining.overrides import TuneOverrides
 from retraining.records import RunAlreadyActive
 
@@ -51,7 +52,13 @@ def start_scheduled_run(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 def _handle(event: dict[str, Any], step: Any) -> dict[str, Any]:
     _correlate(event)
-    outcome = step(event, get_deps())
+    try:
+        outcome = step(event, get_deps())
+    except BadEvent as bad:
+        # Permanent: raising would only make Lambda retry it, dead-letter it and trip the
+        # DLQ alarm. Logged as a warning (the rule's pattern or the event shape changed).
+        logger.warning("malformed event ignored", error=str(bad))
+        return {"action": "ignored", "run_id": None, "reason": f"malformed event: {bad}"}
     if outcome.get("run_id"):
         logger.set_correlation_id(outcome["run_id"])
     logger.info("event handled", outcome=outcome)

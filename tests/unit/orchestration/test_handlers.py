@@ -16,6 +16,8 @@ from moto import mock_aws
 from orchestration import handlers
 from retraining.deps import Deps, set_deps
 from retraining.dynamo_store import DynamoRunStore, table_definition
+from retraining.events import ENDPOINT_DETAIL_TYPE as ENDPOINT
+from retraining.events import TUNING_DETAIL_TYPE as TUNING
 from retraining.records import RunStatus
 from tests.unit.orchestration.conftest import (
     endpoint_description,
@@ -172,3 +174,25 @@ def test_start_against_motos_sagemaker():
         )
         tags = sagemaker.list_tags(ResourceArn=job["HyperParameterTuningJobArn"])["Tags"]
         assert {"Key": "run-id", "Value": started["run_id"]} in tags
+
+
+@pytest.mark.parametrize(
+    ("handler", "event"),
+    [
+        (handlers.training_job_state_change, load_event("tuning_job_completed.json")),
+        (handlers.tuning_job_state_change, {"detail-type": TUNING, "detail": "not an object"}),
+        (handlers.endpoint_state_change, {"detail-type": ENDPOINT, "detail": {}}),
+    ],
+    ids=["wrong-type", "detail-not-an-object", "missing-field"],
+)
+def test_malformed_event_is_ignored_with_a_warning_not_retried(
+    dynamo_deps, sagemaker, log_stream, handler, event
+):
+    # Raising would have Lambda retry a permanently bad event and dead-letter it.
+    outcome = handler(event, Context())
+    assert outcome["action"] == "ignored"
+    assert outcome["reason"].startswith("malformed event: ")
+    (warning,) = [line for line in log_lines(log_stream) if line["level"] == "WARNING"]
+    assert warning["message"] == "malformed event ignored"
+    assert warning["error"] in outcome["reason"]
+    assert sagemaker.calls == []

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import base64
 import copy
-import re
 import threading
 from typing import Any
 
+from retraining.names import RUN_ID
 from retraining.record_changes import initial, transitioned, updated
 from retraining.records import (
     TERMINAL_STATUSES,
@@ -20,8 +20,6 @@ from retraining.records import (
     RunRecord,
     RunStatus,
 )
-
-RUN_ID_PATTERN = re.compile(r"r\d{14}[0-9a-f]{4}")
 
 
 def encode_cursor(run_id: str) -> str:
@@ -33,7 +31,7 @@ def decode_cursor(cursor: str) -> str:
         run_id = base64.urlsafe_b64decode(cursor.encode()).decode()
     except (ValueError, UnicodeDecodeError):
         run_id = ""
-    if not RUN_ID_PATTERN.fullmatch(run_id):
+    if not RUN_ID.fullmatch(run_id):
         raise ValueError(f"invalid cursor {cursor!r}")
     return run_id
 

@@ -68,7 +68,7 @@ def run(config: TrainConfig, *, instrumented: bool) -> dict[str, float]:
     )
 
     runtime = Runtime.detect(config.amp)
-    spec = preprocess_spec(config.image_size)
+    spec = preprocess_spec(config.image_size, source_size=full.source_size)
     transform = build_eval_transform(spec)
     net = prepare_model(model, runtime, config.num_gpus)
     steps_per_epoch = max(1, len(train) // config.batch_size + (len(train) % config.batch_size > 1))

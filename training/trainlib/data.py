@@ -25,17 +25,20 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".ti
 
 @dataclass(frozen=True)
 class ImageSet:
-    """``images``: uint8 ``[N, 3, H, W]``; ``labels``: int64 ``[N]``; ``classes``: label names."""
+    """``images``: uint8 ``[N, 3, H, W]``; ``labels``: int64 ``[N]``; ``classes``: label names;
+    ``source_size``: the ``(h, w)`` all files had on disk, None when their sizes were mixed
+    (then ``images`` were resized to the image size at load)."""
 
     images: torch.Tensor
     labels: torch.Tensor
     classes: list[str]
+    source_size: tuple[int, int] | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, indices: torch.Tensor) -> ImageSet:
-        return ImageSet(self.images[indices], self.labels[indices], self.classes)
+        return ImageSet(self.images[indices], self.labels[indices], self.classes, self.source_size)
 
 
 def _unpickle(path: Path) -> dict:
@@ -88,7 +91,7 @@ def load_cifar(root: Path, split: str) -> ImageSet:
     if targets.min() < 0 or targets.max() >= len(classes):
         raise InputError(f"{data_path}: a label is outside 0..{len(classes) - 1}")
     images = torch.from_numpy(data.reshape(-1, 3, 32, 32).copy())
-    return ImageSet(images, targets, classes)
+    return ImageSet(images, targets, classes, (32, 32))
 
 
 def _class_dirs(channel: Path) -> list[Path]:
@@ -131,13 +134,18 @@ def load_image_folder(
         for path in files:
             pictures.append(_decode(path))
             labels.append(index[d.name])
-    if len({im.size for im in pictures}) > 1:
+    sizes = {im.size for im in pictures}
+    source_size = None
+    if len(sizes) > 1:
         pictures = [
             im.resize((image_size, image_size), Image.Resampling.BILINEAR) for im in pictures
         ]
+    else:
+        width, height = sizes.pop()
+        source_size = (height, width)
     array = np.stack([np.asarray(im, dtype=np.uint8) for im in pictures])
     images = torch.from_numpy(array).permute(0, 3, 1, 2).contiguous()
-    return ImageSet(images, torch.tensor(labels, dtype=torch.int64), list(classes))
+    return ImageSet(images, torch.tensor(labels, dtype=torch.int64), list(classes), source_size)
 
 
 def load_channel(

@@ -21,26 +21,41 @@ def preprocess_spec(
     image_size: int,
     mean: tuple[float, ...] = CIFAR100_MEAN,
     std: tuple[float, ...] = CIFAR100_STD,
+    source_size: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
-    """The ``preprocess`` entry of metadata.json."""
+    """The ``preprocess`` entry of metadata.json.
+
+    ``source_size`` is the ``(h, w)`` every training image had before the upsampling to
+    ``image_size`` (``(32, 32)`` for CIFAR), or None when the sizes were mixed.
+    """
     return {
         "resize": [image_size, image_size],
         "interpolation": "bilinear",
         "mean": list(mean),
         "std": list(std),
+        "source_size": list(source_size) if source_size is not None else None,
     }
 
 
 def build_eval_transform(spec: dict[str, Any]) -> Callable[[Any], torch.Tensor]:
-    """Resize -> float in [0, 1] -> Normalize, from a preprocess dict.
+    """[Resize(source_size) ->] Resize(resize) -> float in [0, 1] -> Normalize, from a preprocess dict.
 
-    Accepts a PIL image (serving) or a uint8 tensor ``[..., 3, H, W]`` (a whole batch in
+    When the dict has a ``source_size``, an image is first brought down to the training images'
+    native size, so a full-size photo reaches the model as blurry as the upsampled CIFAR images
+    it was trained on (a no-op for inputs already that size). Accepts a PIL image (serving) or a uint8 tensor ``[..., 3, H, W]`` (a whole batch in
     training); returns a plain float tensor.
     """
     interpolation = v2.InterpolationMode(spec["interpolation"])
+    source_size = spec.get("source_size")  # absent in older artifacts
+    to_source = (
+        [v2.Resize(list(source_size), interpolation=interpolation, antialias=True)]
+        if source_size
+        else []
+    )
     pipeline = v2.Compose(
         [
             v2.ToImage(),
+            *to_source,
             v2.Resize(list(spec["resize"]), interpolation=interpolation, antialias=True),
             v2.ToDtype(torch.float32, scale=True),
             v2.Normalize(list(spec["mean"]), list(spec["std"])),

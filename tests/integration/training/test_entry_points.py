@@ -86,6 +86,7 @@ def test_train_model_learns_and_writes_the_full_artifact(job):
     metadata = json.loads((model_dir / "metadata.json").read_text())
     assert metadata["num_classes"] == 4
     assert metadata["image_size"] == 32
+    assert metadata["preprocess"]["source_size"] == [32, 32]
     assert metadata["training_job_name"] == "cifar100-r20261128030512ab12-final"
     assert metadata["hyperparameters"] == {
         "learning_rate": 0.05,
@@ -157,6 +158,8 @@ def test_hpo_trial_on_an_image_folder_is_lean(job):
     assert not (job.output_dir / "tensorboard").exists()
     assert not list(job.output_dir.glob("*.png"))
     assert not (job.model_dir / "code").exists()
+    metadata = json.loads((job.model_dir / "metadata.json").read_text())
+    assert metadata["preprocess"]["source_size"] == [24, 24]
 
 
 def test_help_documents_every_option(job):

@@ -58,6 +58,20 @@ def test_mixed_sizes_are_resized_once(tmp_path):
     Image.new("L", (30, 30), 128).save(tmp_path / "a" / "2.jpg")
     data = load_channel(tmp_path, "train", 16)
     assert data.images.shape == (2, 3, 16, 16)
+    assert data.source_size is None  # no single native size to record
+
+
+def test_the_native_size_is_kept_through_the_split(tmp_path):
+    images, labels = make_images(2, 4, size=24)
+    wide = images[:, :, :20]  # 24 high, 20 wide
+    write_image_folder(tmp_path / "folder", wide, labels, ["a", "b"])
+    folder = load_channel(tmp_path / "folder", "train", 64)
+    assert folder.source_size == (24, 20)
+    train, val = split_train_val(folder, 0.25, seed=0)
+    assert train.source_size == val.source_size == (24, 20)
+    rows = np.zeros((2, 3072), dtype=np.uint8)
+    write_official_pickles(tmp_path / "cifar", "train", rows, [0, 1], [b"x", b"y"])
+    assert load_channel(tmp_path / "cifar", "train", 128).source_size == (32, 32)
 
 
 @pytest.mark.parametrize(

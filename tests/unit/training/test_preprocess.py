@@ -36,6 +36,36 @@ def test_eval_transform_matches_the_serving_pipeline_on_a_photo():
     assert (ours - theirs).abs().mul(torch.tensor(spec["std"]).view(3, 1, 1)).max() < 2 / 255
 
 
+def test_spec_records_the_native_size_or_null():
+    assert preprocess_spec(128, source_size=(32, 32))["source_size"] == [32, 32]
+    assert preprocess_spec(128)["source_size"] is None
+
+
+def test_a_photo_is_first_brought_down_to_the_training_images_native_size():
+    from skimage import data
+
+    photo = Image.fromarray(data.chelsea())  # 451 x 300: far sharper than any CIFAR image
+    spec = preprocess_spec(64, source_size=(32, 32))
+    ours = build_eval_transform(spec)(photo)
+    # The contract, written independently: Resize(source_size) -> Resize(resize) -> ...
+    theirs = serving_transform(spec)(
+        photo.resize((32, 32), Image.Resampling.BILINEAR, reducing_gap=None)
+    )
+    direct = build_eval_transform(preprocess_spec(64))(photo)
+    assert ours.shape == theirs.shape == direct.shape == (3, 64, 64)
+    std = torch.tensor(spec["std"]).view(3, 1, 1)
+    assert (ours - theirs).abs().mul(std).mean() < 1 / 255
+    # ... and that detour matters: the straight resize is visibly sharper (the drift it removes)
+    assert (ours - direct).abs().mul(std).mean() > 4 * (ours - theirs).abs().mul(std).mean()
+
+
+def test_the_native_size_step_is_a_no_op_at_that_size():
+    batch = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
+    with_source = build_eval_transform(preprocess_spec(96, source_size=(32, 32)))(batch)
+    without = build_eval_transform(preprocess_spec(96))(batch)
+    assert torch.equal(with_source, without)
+
+
 def test_eval_transform_gives_the_same_result_for_a_batch_and_one_image():
     rng = np.random.default_rng(0)
     batch = torch.from_numpy(rng.integers(0, 256, (3, 3, 32, 32), dtype=np.uint8))

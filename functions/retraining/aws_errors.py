@@ -21,6 +21,11 @@ _RETRYABLE_CODES = frozenset(
 )
 
 
+class RetryLater(Exception):
+    """A transient state our own code detected (e.g. the endpoint is being deleted): the
+    event is re-raised so EventBridge/Lambda deliver it again later."""
+
+
 def error_code(error: BaseException) -> str:
     if isinstance(error, ClientError):
         return str(error.response.get("Error", {}).get("Code", ""))
@@ -35,7 +40,7 @@ def error_message(error: BaseException) -> str:
 
 def is_retryable(error: BaseException) -> bool:
     """Transient: worth EventBridge's (and the Lambda async) retry after botocore's own."""
-    if isinstance(error, (ConnectionError, ReadTimeoutError)):
+    if isinstance(error, (RetryLater, ConnectionError, ReadTimeoutError)):
         return True
     if not isinstance(error, ClientError):
         return False

@@ -1,15 +1,24 @@
-"""Model -> endpoint config -> endpoint: create the first time, blue/green update after."""
+"""Model -> endpoint config -> endpoint: create the first time, blue/green update after.
+
+A Failed endpoint accepts only DeleteEndpoint (SageMaker refuses UpdateEndpoint on it), and
+the endpoint name is fixed: left alone it would fail every later run. So deploy deletes it and
+raises RetryLater; the redelivered event finds it Deleting (RetryLater again) or gone, and
+takes the CreateEndpoint path.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from retraining import autoscaling, names, sagemaker_requests
-from retraining.aws_errors import is_already_exists, is_not_found
+from retraining.aws_errors import RetryLater, is_already_exists, is_not_found
 from retraining.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def create_once(call: Callable[..., Any], request: dict[str, Any]) -> bool:
@@ -67,19 +76,50 @@ def deploy(
         return f"creating endpoint {settings.endpoint_name} with {config_name}"
     if targets(endpoint, config_name):
         return f"endpoint {settings.endpoint_name} already moving to {config_name}"
+    clear_failed_endpoint(sagemaker, endpoint)
+    scaling = None
     deregistered = False
     if autoscaling_client is not None and autoscaling.enabled(settings):
+        scaling = autoscaling_client()
         live = endpoint["EndpointConfigName"]
-        deregistered = autoscaling.prepare_update(autoscaling_client(), sagemaker, settings, live)
+        deregistered = autoscaling.prepare_update(scaling, sagemaker, settings, live)
     try:
         sagemaker.update_endpoint(**sagemaker_requests.update_endpoint_request(settings, run_id))
-    except ClientError:
+    except Exception as error:
         # A duplicate delivery may have started the same update a moment ago.
-        again = describe_endpoint(sagemaker, settings.endpoint_name)
-        if again is not None and targets(again, config_name):
-            return f"endpoint {settings.endpoint_name} already moving to {config_name}"
+        if isinstance(error, ClientError):
+            again = describe_endpoint(sagemaker, settings.endpoint_name)
+            if again is not None and targets(again, config_name):
+                return f"endpoint {settings.endpoint_name} already moving to {config_name}"
+        if deregistered:
+            restore_scaling(scaling, settings)
         raise
     done = f"blue/green update of {settings.endpoint_name} to {config_name}"
     return done + (
         "; auto-scaling deregistered for the instance type change" if deregistered else ""
     )
+
+
+def clear_failed_endpoint(sagemaker: Any, endpoint: dict[str, Any]) -> None:
+    """Raise RetryLater unless the endpoint can take an update: a Failed one is deleted first
+    (the retry then creates it afresh), a Deleting one is waited for."""
+    name, status = endpoint["EndpointName"], endpoint.get("EndpointStatus")
+    if status == "Failed":
+        try:
+            sagemaker.delete_endpoint(EndpointName=name)
+        except ClientError as error:
+            if not is_not_found(error):
+                raise
+        log.warning("deleted failed endpoint %s: %s", name, endpoint.get("FailureReason"))
+        raise RetryLater(f"endpoint {name} was Failed and is being deleted; retry to create it")
+    if status == "Deleting":
+        raise RetryLater(f"endpoint {name} is being deleted; retry to create it")
+
+
+def restore_scaling(scaling: Any, settings: Settings) -> None:
+    """The update failed after the variant was deregistered: register it again, so the
+    endpoint keeps scaling as before. Never masks the update's own error."""
+    try:
+        log.warning("update failed; %s", autoscaling.register(scaling, settings))
+    except Exception:
+        log.exception("could not re-register %s", autoscaling.resource_id(settings))

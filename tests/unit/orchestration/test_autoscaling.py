@@ -133,9 +133,14 @@ def first_deployment(deps: Deps, sagemaker: RecordingSageMaker) -> Any:
 
 
 def update_to(
-    deps: Deps, sagemaker: RecordingSageMaker, run: Any, live_instance_type: str
+    deps: Deps,
+    sagemaker: RecordingSageMaker,
+    run: Any,
+    live_instance_type: str,
+    refused: str | None = None,
 ) -> dict[str, Any]:
-    """Final job completed, a champion is serving OLD_CONFIG on ``live_instance_type``."""
+    """Final job completed, a champion is serving OLD_CONFIG on ``live_instance_type``;
+    ``refused``: UpdateEndpoint fails with that message (and the endpoint stays as it was)."""
     expect_describe_final(sagemaker, run, test_acc=0.7)
     sagemaker.expect("create_model", {"ModelArn": f"{ARN}:model/x"})
     sagemaker.expect("create_endpoint_config", {"EndpointConfigArn": f"{ARN}:endpoint-config/x"})
@@ -156,7 +161,11 @@ def update_to(
             "CreationTime": T,
         },
     )
-    sagemaker.expect("update_endpoint", {"EndpointArn": f"{ARN}:endpoint/cifar100-classifier"})
+    if refused is None:
+        sagemaker.expect("update_endpoint", {"EndpointArn": f"{ARN}:endpoint/cifar100-classifier"})
+    else:
+        sagemaker.fail("update_endpoint", "ValidationException", refused)
+        sagemaker.expect("describe_endpoint", endpoint_description("InService", OLD_CONFIG))
     event = load_event("training_job_final_completed.json", run.run_id)
     return workflow.on_training_job_state_change(event, deps)
 
@@ -263,6 +272,33 @@ def test_instance_type_change_deregisters_before_the_update(deps, sagemaker, sto
     scaling.stubber.assert_no_pending_responses()  # deregistered before UpdateEndpoint ran
     scaling.expect_registration()
     assert settle(deps, sagemaker, run, "InService", run.tuning_job_name)["action"] == "deployed"
+
+
+def test_failed_update_after_deregistering_registers_the_variant_again(
+    deps, sagemaker, store, scaling
+):
+    store.set_champion({"run_id": "r20261101000000aaaa", "metrics": {"test_acc": 0.6}})
+    run = start(deps, sagemaker)
+    finish_tuning(deps, sagemaker, run)
+    scaling.expect_deregistration()
+    scaling.expect_registration()  # the old variant keeps serving: it must keep scaling
+    outcome = update_to(
+        deps, sagemaker, run, live_instance_type="ml.c5.xlarge", refused="Quota exceeded"
+    )
+    assert outcome["action"] == "failed"
+    assert "Quota exceeded" in store.get(run.run_id).error
+    scaling.stubber.assert_no_pending_responses()
+    sagemaker.assert_all_used()
+
+
+def test_failed_re_registration_does_not_hide_the_update_error(deps, sagemaker, store, scaling):
+    store.set_champion({"run_id": "r20261101000000aaaa", "metrics": {"test_acc": 0.6}})
+    run = start(deps, sagemaker)
+    finish_tuning(deps, sagemaker, run)
+    scaling.expect_deregistration()
+    scaling.fail("register_scalable_target", "AccessDeniedException")
+    update_to(deps, sagemaker, run, live_instance_type="ml.c5.xlarge", refused="Quota exceeded")
+    assert store.get(run.run_id).error == "ClientError: Quota exceeded"
 
 
 def test_instance_type_change_with_no_registered_target_goes_on(deps, sagemaker, store, scaling):

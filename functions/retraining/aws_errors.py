@@ -60,7 +60,11 @@ def is_already_exists(error: BaseException) -> bool:
 
 
 def is_not_found(error: BaseException) -> bool:
+    """SageMaker answers ResourceNotFound ("... can't find a tuning job ...") for jobs and a
+    ValidationException ("Could not find endpoint ...") for endpoints."""
     code, message = error_code(error), error_message(error).lower()
-    return code in {"ResourceNotFound", "ValidationException"} and (
+    if code == "ResourceNotFound":
+        return True
+    return code == "ValidationException" and (
         "could not find" in message or "not found" in message or "does not exist" in message
     )

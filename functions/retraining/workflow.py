@@ -10,6 +10,7 @@ AWS errors are re-raised so EventBridge retries; anything else ends the run as F
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +31,7 @@ from retraining.overrides import TuneOverrides
 from retraining.quality_gate import decide, final_metrics
 from retraining.records import (
     ACTIVE_STATUSES,
+    RunAlreadyActive,
     RunRecord,
     RunStatus,
     StaleTransition,
@@ -37,6 +39,7 @@ from retraining.records import (
     new_run_id,
     utc_now,
 )
+from retraining.stuck_runs import stuck_reason
 
 log = logging.getLogger(__name__)
 
@@ -83,17 +86,21 @@ def start_run(trigger: Trigger, overrides: TuneOverrides, deps: Any) -> RunRecor
     run_id = new_run_id()
     champion = store.get_champion() if settings.warm_start else None
     parent = (champion or {}).get("tuning_job_name")
-    run = store.create(
-        RunRecord(
-            run_id=run_id,
-            trigger=trigger,
-            status=RunStatus.TUNING,
-            overrides=overrides.model_dump(mode="json", exclude_none=True),
-            tuning_job_name=names.tuning_job_name(settings.resource_prefix, run_id),
-            warm_start_parent=parent,
-            endpoint_name=settings.endpoint_name,
-        )
+    record = RunRecord(
+        run_id=run_id,
+        trigger=trigger,
+        status=RunStatus.TUNING,
+        overrides=overrides.model_dump(mode="json", exclude_none=True),
+        tuning_job_name=names.tuning_job_name(settings.resource_prefix, run_id),
+        warm_start_parent=parent,
+        endpoint_name=settings.endpoint_name,
     )
+    try:
+        run = store.create(record)
+    except RunAlreadyActive as busy:
+        if not _release_if_stuck(deps, busy.active_run_id):
+            raise
+        run = store.create(record)  # once: a concurrent start may have taken the slot
     request = sagemaker_requests.tuning_job_request(settings, run_id, overrides, parent)
     try:
         create_once(deps.sagemaker.create_hyper_parameter_tuning_job, request)
@@ -102,6 +109,23 @@ def start_run(trigger: Trigger, overrides: TuneOverrides, deps: Any) -> RunRecor
         raise
     log.info("run %s started tuning job %s", run_id, run.tuning_job_name)
     return run
+
+
+def _release_if_stuck(deps: Any, run_id: str | None) -> bool:
+    """End the slot's holder FAILED when it is stuck (see stuck_runs); True when it did, or
+    when the holder moved on meanwhile (the slot may be free)."""
+    holder = deps.store.get(run_id) if run_id else None
+    if holder is None or not holder.active:
+        return holder is not None
+    reason = stuck_reason(holder, deps.sagemaker, deps.settings)
+    if reason is None:
+        return False
+    log.warning("run %s is stuck, ending it: %s", holder.run_id, reason)
+    with contextlib.suppress(StaleTransition):  # lost: it moved on by itself
+        deps.store.transition(
+            holder.run_id, RunStatus.FAILED, expected={holder.status}, reason=reason, error=reason
+        )
+    return True
 
 
 # -- tuning finished ------------------------------------------------------------------------

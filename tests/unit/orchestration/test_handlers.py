@@ -18,7 +18,7 @@ from retraining.deps import Deps, set_deps
 from retraining.dynamo_store import DynamoRunStore, table_definition
 from retraining.events import ENDPOINT_DETAIL_TYPE as ENDPOINT
 from retraining.events import TUNING_DETAIL_TYPE as TUNING
-from retraining.records import RunStatus
+from retraining.records import RunRecord, RunStatus
 from tests.unit.orchestration.conftest import (
     endpoint_description,
     load_event,
@@ -196,3 +196,27 @@ def test_malformed_event_is_ignored_with_a_warning_not_retried(
     assert warning["message"] == "malformed event ignored"
     assert warning["error"] in outcome["reason"]
     assert sagemaker.calls == []
+
+
+def test_schedule_ends_a_stuck_run_on_dynamodb_and_starts(dynamo_deps, sagemaker):
+    # The lock item and the run's terminal status are released in one transaction.
+    old = "2020-01-01T00:00:00Z"
+    stuck = RunRecord(
+        run_id="r20200101000000aaaa",
+        trigger="schedule",
+        status=RunStatus.TUNING,
+        created_at=old,
+        updated_at=old,
+        tuning_job_name="cifar100-r20200101000000aaaa",
+    )
+    dynamo_deps.store.create(stuck)
+    sagemaker.expect(
+        "create_hyper_parameter_tuning_job",
+        {"HyperParameterTuningJobArn": f"{ARN}:hyper-parameter-tuning-job/x"},
+    )
+    outcome = handlers.start_scheduled_run({}, Context())
+    assert outcome["action"] == "started"
+    ended = dynamo_deps.store.get(stuck.run_id)
+    assert ended.status is RunStatus.FAILED
+    assert ended.error.startswith(f"no progress since {old}")
+    assert dynamo_deps.store.get(outcome["run_id"]).status is RunStatus.TUNING

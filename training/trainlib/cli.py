@@ -22,10 +22,16 @@ def _report_failure(message: str) -> None:
             (Path(output_dir) / "failure").write_text(f"error: {message}\n")
 
 
+def _unwrap(net):
+    """The model inside a DataParallel wrapper (checkpoints hold unprefixed keys)."""
+    return getattr(net, "module", net)
+
+
 def run(config: TrainConfig, *, instrumented: bool) -> dict[str, float]:
     """Load data, train, evaluate, write the artifact. Returns the final metrics."""
     import torch
 
+    from trainlib import checkpoint as checkpoints
     from trainlib.artifact import build_metadata, write_artifact
     from trainlib.data import load_channel, split_train_val
     from trainlib.instrumentation import (
@@ -95,26 +101,55 @@ def run(config: TrainConfig, *, instrumented: bool) -> dict[str, float]:
         runtime=runtime,
     )
 
-    sinks: list = [
-        MetricLines(config.log_interval),
-        MetricsHistory(
-            config.output_data_dir,
-            {"job_name": config.job_name, "hyperparameters": config.hyperparameters()},
-            plots=instrumented,
-        ),
-    ]
+    generator = torch.Generator().manual_seed(config.seed)
+    resumed = (
+        checkpoints.load_checkpoint(config.checkpoint_dir, config.resume_settings())
+        if config.checkpoint_dir is not None
+        else None
+    )
+    if resumed is not None and resumed["epoch"] > config.epochs:
+        raise InputError(
+            f"the checkpoint in {config.checkpoint_dir} is at epoch {resumed['epoch']}, "
+            f"past --epochs {config.epochs}"
+        )
+    history = MetricsHistory(
+        config.output_data_dir,
+        {"job_name": config.job_name, "hyperparameters": config.hyperparameters()},
+        plots=instrumented,
+    )
+    sinks: list = [MetricLines(config.log_interval), history]
+    series: list = []  # sinks that keep a step series of their own
     if instrumented:
-        sinks.append(TensorBoardScalars(config.tensorboard_dir))
+        series.append(TensorBoardScalars(config.tensorboard_dir))
         recorder = SmdebugScalars.create()
         if recorder is not None:
-            sinks.append(recorder)
+            series.append(recorder)
+        sinks.extend(series)
+    start_epoch = 1
+    if resumed is not None:
+        _unwrap(net).load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        state.scheduler.load_state_dict(resumed["lr_scheduler"])
+        state.scaler.load_state_dict(resumed["scaler"])
+        state.global_step = resumed["global_step"]
+        checkpoints.restore_rng_state(resumed["rng"], generator)
+        history.restore(resumed["history"])
+        for sink in series:  # fresh event files: give them the past too
+            history.replay(sink)
+        start_epoch = resumed["epoch"] + 1
+        last = history.record["epochs"][-1]  # the values a finished-epochs resume reports
+        val_loss, val_acc = last["val_loss"], last["val_acc"]
+        print(
+            f"resumed from epoch {resumed['epoch']} ({config.checkpoint_dir}); "
+            f"continuing at epoch {start_epoch} of {config.epochs}",
+            flush=True,
+        )
     metrics = Sinks(sinks)
 
-    generator = torch.Generator().manual_seed(config.seed)
     eval_batch = max(config.batch_size, 256)
     started = time.perf_counter()
     try:
-        for epoch in range(1, config.epochs + 1):
+        for epoch in range(start_epoch, config.epochs + 1):
             train_loss, train_acc = train_one_epoch(
                 state, train, config.batch_size, epoch, metrics, generator
             )
@@ -128,6 +163,21 @@ def run(config: TrainConfig, *, instrumented: bool) -> dict[str, float]:
                     "val_acc": val_acc,
                 },
             )
+            if config.checkpoint_dir is not None:
+                checkpoints.save_checkpoint(
+                    config.checkpoint_dir,
+                    {
+                        "settings": config.resume_settings(),
+                        "epoch": epoch,
+                        "global_step": state.global_step,
+                        "model": _unwrap(net).state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "lr_scheduler": state.scheduler.state_dict(),
+                        "scaler": state.scaler.state_dict(),
+                        "rng": checkpoints.rng_state(generator),
+                        "history": history.snapshot(),
+                    },
+                )
         test_loss, test_acc = evaluate(net, test, transform, runtime, eval_batch)
         final = {"test_loss": test_loss, "test_acc": test_acc}
         metrics.final(final)
@@ -155,7 +205,7 @@ def run(config: TrainConfig, *, instrumented: bool) -> dict[str, float]:
 def main(argv: Sequence[str] | None, *, prog: str, description: str, instrumented: bool) -> int:
     """Parse, run, map bad input to one ``error:`` line and exit code 2."""
     try:
-        config = parse_config(argv, prog, description)
+        config = parse_config(argv, prog, description, checkpointing=instrumented)
         run(config, instrumented=instrumented)
     except InputError as e:
         _report_failure(str(e))

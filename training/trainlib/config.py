@@ -26,6 +26,26 @@ _FALSE = {"false", "0", "no", "n", "off"}
 #: --amp choices: mixed precision on CUDA (as always) and on CPUs with native bf16 / forced / never.
 AMP_MODES = ("auto", "on", "off")
 
+#: CheckpointConfig's default LocalPath: SageMaker creates it only when the job has one.
+SAGEMAKER_CHECKPOINT_DIR = Path("/opt/ml/checkpoints")
+
+#: Settings a checkpoint must share with the run that resumes it (``epochs`` may change).
+RESUME_SETTINGS = (
+    "learning_rate",
+    "batch_size",
+    "image_size",
+    "pretrained",
+    "val_fraction",
+    "seed",
+    "label_smoothing",
+    "weight_decay",
+    "momentum",
+    "warmup_epochs",
+    "hidden_units",
+    "dropout",
+    "freeze_backbone",
+)
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -56,6 +76,11 @@ class TrainConfig:
     num_gpus: int
     job_name: str
     amp: str = "auto"
+    checkpoint_dir: Path | None = None
+
+    def resume_settings(self) -> dict[str, float | int | bool]:
+        values = asdict(self)
+        return {name: values[name] for name in RESUME_SETTINGS}
 
     def hyperparameters(self) -> dict[str, float | int | bool]:
         """The documented hyperparameters, as metadata.json records them."""
@@ -103,7 +128,13 @@ def _ranged(kind: type, low: float, high: float, *, low_open: bool = False):
     return parse
 
 
-def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
+def default_checkpoint_dir() -> Path | None:
+    return SAGEMAKER_CHECKPOINT_DIR if SAGEMAKER_CHECKPOINT_DIR.is_dir() else None
+
+
+def build_parser(
+    prog: str, description: str, *, checkpointing: bool = True
+) -> argparse.ArgumentParser:
     env = os.environ
     p = _Parser(
         prog=prog,
@@ -236,6 +267,14 @@ def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
         help="TensorBoard event files (default: /opt/ml/output/tensorboard in "
         "SageMaker, else <output-data-dir>/tensorboard)",
     )
+    if checkpointing:  # hpo.py trials never checkpoint: they share one CheckpointConfig
+        paths.add_argument(
+            "--checkpoint-dir",
+            default=default_checkpoint_dir(),
+            help=f"save a checkpoint at the end of every epoch and resume from it at start "
+            f"(managed spot training); default: {SAGEMAKER_CHECKPOINT_DIR} when SageMaker "
+            "created it (the job has a CheckpointConfig), else off; '' turns it off",
+        )
     return p
 
 
@@ -257,11 +296,16 @@ def _num_gpus(env: Mapping[str, str]) -> int:
 
 
 def parse_config(
-    argv: Sequence[str] | None, prog: str, description: str, env: Mapping[str, str] | None = None
+    argv: Sequence[str] | None,
+    prog: str,
+    description: str,
+    env: Mapping[str, str] | None = None,
+    *,
+    checkpointing: bool = True,
 ) -> TrainConfig:
     """Parse and validate; raises InputError with a one-line message on any bad input."""
     env = os.environ if env is None else env
-    args = build_parser(prog, description).parse_args(argv)
+    args = build_parser(prog, description, checkpointing=checkpointing).parse_args(argv)
     for channel in ("train", "test"):
         if not getattr(args, channel):
             raise InputError(
@@ -303,4 +347,5 @@ def parse_config(
         num_gpus=_num_gpus(env),
         job_name=_job_name(env),
         amp=args.amp,
+        checkpoint_dir=Path(args.checkpoint_dir) if getattr(args, "checkpoint_dir", None) else None,
     )

@@ -64,6 +64,24 @@ class MetricsHistory:
     def final(self, values: dict[str, float]) -> None:
         self.record["final"] = dict(values)
 
+    def snapshot(self) -> dict[str, list]:
+        """The batch and epoch series so far (what a checkpoint carries)."""
+        return {"batches": list(self.record["batches"]), "epochs": list(self.record["epochs"])}
+
+    def restore(self, snapshot: dict[str, list]) -> None:
+        """Continue from a checkpoint's series, so metrics.json and the curves stay whole."""
+        self.record["batches"] = list(snapshot["batches"])
+        self.record["epochs"] = list(snapshot["epochs"])
+
+    def replay(self, sink: MetricSink) -> None:
+        """Feed the series so far to ``sink`` in the original order (per epoch: its batches,
+        then its epoch values), so a resumed run's TensorBoard and smdebug steps line up."""
+        for row in self.record["epochs"]:
+            for b in self.record["batches"]:
+                if b["epoch"] == row["epoch"]:
+                    sink.batch(b["epoch"], b["step"], b["batch_loss"], b["batch_acc"])
+            sink.epoch(row["epoch"], {k: v for k, v in row.items() if k != "epoch"})
+
     def close(self) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         (self.output_dir / "metrics.json").write_text(json.dumps(self.record, indent=2) + "\n")

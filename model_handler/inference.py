@@ -129,6 +129,9 @@ class Preprocess:
     """The evaluation transform from metadata.json["preprocess"], precomputed once."""
 
     size: tuple[int, int]  # (height, width), torchvision's Resize order
+    # The training images' native (height, width), e.g. (32, 32) for CIFAR: a photo is brought
+    # down to it first, so it reaches the model as the upsampled training images did.
+    source: tuple[int, int] | None
     resample: Image.Resampling
     scale: np.ndarray  # per channel 1 / (255 * std): ToTensor and Normalize in one multiply-add
     bias: np.ndarray  # per channel -mean / std
@@ -136,12 +139,11 @@ class Preprocess:
     @classmethod
     def from_metadata(cls, spec: dict[str, Any]) -> Preprocess:
         resize = spec.get("resize")
-        if (
-            not isinstance(resize, Sequence)
-            or len(resize) != 2
-            or not all(isinstance(v, int) and v > 0 for v in resize)
-        ):
+        if not _is_size(resize):
             raise ValueError(f"preprocess.resize must be [height, width], got {resize!r}")
+        source = spec.get("source_size")  # absent in older artifacts, null for mixed sizes
+        if source is not None and not _is_size(source):
+            raise ValueError(f"preprocess.source_size must be [height, width], got {source!r}")
         interpolation = spec.get("interpolation", "bilinear")
         if interpolation not in _INTERPOLATIONS:
             raise ValueError(f"unsupported preprocess.interpolation {interpolation!r}")
@@ -151,6 +153,7 @@ class Preprocess:
             raise ValueError("preprocess.mean and preprocess.std need three values, std > 0")
         return cls(
             size=(resize[0], resize[1]),
+            source=(source[0], source[1]) if source else None,
             resample=_INTERPOLATIONS[interpolation],
             scale=(1.0 / (255.0 * std)).astype(np.float32),
             bias=(-mean / std).astype(np.float32),
@@ -161,7 +164,10 @@ class Preprocess:
         height, width = self.size
         out = np.empty((len(images), height, width, 3), dtype=np.float32)
         for i, image in enumerate(images):
-            rgb = decode_rgb(image, self.size).resize((width, height), self.resample)
+            rgb = decode_rgb(image, self.source or self.size)
+            if self.source is not None and rgb.size != self.source[::-1]:
+                rgb = rgb.resize(self.source[::-1], self.resample)
+            rgb = rgb.resize((width, height), self.resample)
             np.multiply(np.asarray(rgb, dtype=np.float32), self.scale, out=out[i])
         out += self.bias
         return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
@@ -234,6 +240,14 @@ def open_image(data: bytes) -> Image.Image:
             f"the image has {width}x{height} pixels; the limit is {MAX_IMAGE_PIXELS} pixels",
         )
     return image
+
+
+def _is_size(value: Any) -> bool:
+    return (
+        isinstance(value, Sequence)
+        and len(value) == 2
+        and all(isinstance(v, int) and v > 0 for v in value)
+    )
 
 
 def decode_rgb(image: Image.Image, target: tuple[int, int] | None = None) -> Image.Image:

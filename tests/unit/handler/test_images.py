@@ -113,6 +113,29 @@ def test_preprocess_matches_the_training_eval_transform(name, size, photos) -> N
     assert np.abs(ours - theirs).mean() < 1e-3
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_photo_goes_through_the_training_images_native_size_first(fmt, photos) -> None:
+    # CIFAR models were trained on 32x32 images upsampled to 64 here: a 512x512 photo must be
+    # brought down to 32x32 first, as training's transform does, not straight to 64.
+    spec = {**SPEC, "resize": [64, 64], "source_size": [32, 32]}
+    data = encode(photos["chelsea"], fmt)
+
+    ours = inference.Preprocess.from_metadata(spec).batch([inference.open_image(data)])[0]
+    theirs = build_eval_transform(spec)(inference.decode_rgb(inference.open_image(data))).numpy()
+    direct = inference.Preprocess.from_metadata({**SPEC, "resize": [64, 64]})
+    straight = direct.batch([inference.open_image(data)])[0]
+
+    one_level = 1 / 255 / min(CIFAR_STD)
+    assert np.abs(ours - theirs).mean() < 1e-2  # JPEG's reduced decode may differ slightly
+    assert np.abs(ours - theirs).max() <= 8 * one_level
+    assert np.abs(ours - straight).mean() > 10 * np.abs(ours - theirs).mean()
+
+
+def test_source_size_must_be_a_size() -> None:
+    with pytest.raises(ValueError, match="source_size"):
+        inference.Preprocess.from_metadata({**SPEC, "source_size": [32]})
+
+
 def test_non_square_resize_is_height_then_width(photos) -> None:
     spec = {**SPEC, "resize": [24, 40]}
     out = inference.Preprocess.from_metadata(spec).batch([Image.fromarray(photos["rocket"])])

@@ -140,17 +140,44 @@ def on_tuning_job_state_change(event: dict[str, Any], deps: Any) -> Outcome:
     run_id = names.run_id_from_tuning_job(prefix, name)
     if run_id is None:
         return _outcome("ignored", reason=f"{name} is not a {prefix} tuning job")
+    return _on_job_finished(
+        deps,
+        run_id,
+        name,
+        status,
+        body,
+        expected=RunStatus.TUNING,
+        job_field="tuning_job_name",
+        kind="tuning job",
+        proceed=lambda run: _start_final_training(deps, run, name),
+    )
+
+
+def _on_job_finished(
+    deps: Any,
+    run_id: str,
+    name: str,
+    status: str,
+    body: dict[str, Any],
+    *,
+    expected: RunStatus,
+    job_field: str,
+    kind: str,
+    proceed: Callable[[RunRecord], Outcome],
+) -> Outcome:
+    """What a job's state change means for its run: nothing (unknown run, or a duplicate or
+    late event), the run's failure, a wait, or the next step (``proceed``)."""
     run = deps.store.get(run_id)
     if run is None:
         return _outcome("ignored", run_id, reason="no such run")
-    if run.status is not RunStatus.TUNING or run.tuning_job_name != name:
+    if run.status is not expected or getattr(run, job_field) != name:
         return _outcome("stale", run_id, status=run.status.value)
     if status in ("Failed", "Stopped"):
-        reason = body.get("FailureReason") or f"tuning job {name} {status.lower()}"
+        reason = body.get("FailureReason") or f"{kind} {name} {status.lower()}"
         return _fail(deps, run_id, reason)
     if status != "Completed":
         return _outcome("waiting", run_id, status=status)
-    return _guarded(deps, run_id, lambda: _start_final_training(deps, run, name))
+    return _guarded(deps, run_id, lambda: proceed(run))
 
 
 def _start_final_training(deps: Any, run: RunRecord, tuning_job: str) -> Outcome:
@@ -200,17 +227,17 @@ def on_training_job_state_change(event: dict[str, Any], deps: Any) -> Outcome:
     # HPO trials emit the same event: only the run's final job (name and tag) goes on.
     if run_id is None or stage not in (None, "final"):
         return _outcome("ignored", reason=f"{name} is not a final training job")
-    run = deps.store.get(run_id)
-    if run is None:
-        return _outcome("ignored", run_id, reason="no such run")
-    if run.status is not RunStatus.TRAINING or run.training_job_name != name:
-        return _outcome("stale", run_id, status=run.status.value)
-    if status in ("Failed", "Stopped"):
-        reason = body.get("FailureReason") or f"training job {name} {status.lower()}"
-        return _fail(deps, run_id, reason)
-    if status != "Completed":
-        return _outcome("waiting", run_id, status=status)
-    return _guarded(deps, run_id, lambda: _gate_and_deploy(deps, run, name))
+    return _on_job_finished(
+        deps,
+        run_id,
+        name,
+        status,
+        body,
+        expected=RunStatus.TRAINING,
+        job_field="training_job_name",
+        kind="training job",
+        proceed=lambda run: _gate_and_deploy(deps, run, name),
+    )
 
 
 def _gate_and_deploy(deps: Any, run: RunRecord, training_job: str) -> Outcome:

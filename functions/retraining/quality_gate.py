@@ -36,7 +36,9 @@ def decide(
     min_accuracy: float,
     margin: float,
 ) -> GateDecision:
-    """Pass iff ``candidate >= min_accuracy`` and ``candidate >= champion + margin``."""
+    """Pass iff ``candidate >= min_accuracy`` and, when a model is in service, the candidate
+    beats it: ``candidate > champion`` and ``candidate >= champion + margin`` (a tie never
+    redeploys, whatever the margin)."""
     name = metric_definitions.GATE_METRIC
     if name not in metrics:
         raise MissingMetric(f"the final training job reported no {name}")
@@ -49,7 +51,9 @@ def decide(
             candidate,
             champion_value,
         )
-    if champion_value is not None and candidate < champion_value + margin:
+    if champion_value is not None and (
+        candidate <= champion_value or candidate < champion_value + margin
+    ):
         return GateDecision(
             False,
             f"{name} {candidate:.4f} does not beat the champion's {champion_value:.4f} "

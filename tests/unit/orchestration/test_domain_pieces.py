@@ -40,6 +40,12 @@ def test_gate_threshold_and_margin(candidate, champion, passed):
     assert decision.candidate == candidate
 
 
+def test_gate_with_no_margin_rejects_a_tie_with_the_champion():
+    champion = {"metrics": {"test_acc": 0.7}}
+    assert not decide({"test_acc": 0.7}, champion, min_accuracy=0.5, margin=0.0).passed
+    assert decide({"test_acc": 0.7001}, champion, min_accuracy=0.5, margin=0.0).passed
+
+
 def test_gate_needs_the_metric_and_ignores_a_champion_without_one():
     with pytest.raises(MissingMetric):
         decide({"val_acc": 0.9}, None, 0.5, 0.0)

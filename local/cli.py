@@ -7,7 +7,10 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from local.client import ApiClient
 
 COMMANDS = ("serve", "predict", "tune", "watch", "runs", "show")
 DEFAULT_URL = os.environ.get("LOCAL_API_URL", "http://127.0.0.1:8000")
@@ -82,9 +85,41 @@ def main(argv: list[str] | None = None) -> int:
             args.host, args.port, args.root, args.sample_data, args.threads, args.schedule_minutes
         )
 
-    from local.client import ApiClient
+    import httpx
 
-    api = ApiClient(args.url)
+    from local.client import ApiClient, ApiError
+
+    # The mistakes people make (stack not running, a wrong path, a wrong run id) get one
+    # line, not a traceback.
+    try:
+        run_command(args, ApiClient(args.url))
+    except httpx.TransportError as error:
+        print(
+            f"error: cannot reach the local API at {args.url} ({error or type(error).__name__}); "
+            "is the local stack running? start it with make run",
+            file=sys.stderr,
+        )
+        return 1
+    except OSError as error:
+        what = f"cannot read {error.filename}: {error.strerror}" if error.filename else error
+        print(f"error: {what}", file=sys.stderr)
+        return 1
+    except ApiError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def say(line: str) -> None:
+    print(line, flush=True)  # progress shows up at once, also through a pipe
+
+
+def summary(run: dict[str, Any]) -> str:
+    """The final record of a watched run, as one JSON line."""
+    return json.dumps({"status": run["status"], "metrics": run["metrics"], "error": run["error"]})
+
+
+def run_command(args: argparse.Namespace, api: ApiClient) -> None:
     if args.command == "predict":
         result = api.predict(args.image, args.top_k)
         for p in result["predictions"]:
@@ -92,27 +127,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"model: {result['model'].get('version')}")
     elif args.command == "tune":
         accepted = api.tune(overrides_from(args))
-        print(f"run {accepted['run_id']} started ({accepted['status']})")
+        say(f"run {accepted['run_id']} started ({accepted['status']})")
         if args.watch:
-            final = api.watch(accepted["run_id"])
-            print(
-                json.dumps(
-                    {
-                        "status": final["status"],
-                        "metrics": final["metrics"],
-                        "error": final["error"],
-                    }
-                )
-            )
+            print(summary(api.watch(accepted["run_id"], out=say)))
     elif args.command == "watch":
-        final = api.watch(args.run_id)
-        print(
-            json.dumps(
-                {"status": final["status"], "metrics": final["metrics"], "error": final["error"]}
-            )
-        )
+        print(summary(api.watch(args.run_id, out=say)))
     elif args.command == "runs":
-        for run in api.runs()["runs"]:
+        for run in api.runs():
             acc = run["metrics"].get("test_acc")
             print(f"{run['run_id']}  {run['status']:<11} {run['created_at']}  test_acc={acc}")
     elif args.command == "show":
@@ -126,4 +147,3 @@ def main(argv: list[str] | None = None) -> int:
         # The server knows its state folder (serve --root): it names the files.
         for path in api.curves(args.run_id)["curves"]:
             print(f"curve: {path}")
-    return 0

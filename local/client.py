@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +14,24 @@ import httpx
 TERMINAL = {"DEPLOYED", "REJECTED", "FAILED", "ROLLED_BACK"}
 
 
+class ApiError(Exception):
+    """The API answered with an error (4xx/5xx) or with something that is not its JSON."""
+
+
 class ApiClient:
     def __init__(self, url: str) -> None:
         self.http = httpx.Client(base_url=url, timeout=60)
 
     def _json(self, response: httpx.Response) -> Any:
-        body = response.json()
+        try:
+            body = response.json()
+        except ValueError:
+            raise ApiError(
+                f"HTTP {response.status_code} from {response.request.url} is not the API's JSON"
+            ) from None
         if response.status_code >= 400:
             error = body.get("error", body) if isinstance(body, dict) else body
-            raise SystemExit(f"error: HTTP {response.status_code}: {json.dumps(error)}")
+            raise ApiError(f"HTTP {response.status_code}: {json.dumps(error)}")
         return body
 
     def predict(self, image: Path, top_k: int) -> Any:
@@ -38,18 +48,48 @@ class ApiClient:
         """The local server's own route: the curve PNGs of the run's final training job."""
         return self._json(self.http.get(f"/local/runs/{run_id}/curves"))
 
-    def runs(self) -> Any:
-        return self._json(self.http.get("/jobs"))
+    def progress(self, run_id: str) -> Any:
+        """The local server's own route: trials finished while tuning, the final job's latest
+        epoch line while training."""
+        return self._json(self.http.get(f"/local/runs/{run_id}/progress"))
 
-    def watch(self, run_id: str, interval: float = 2.0, out: Any = print) -> Any:
-        """Print each status change until the run ends; return the final record."""
-        seen: tuple[str, str] | None = None
+    def runs(self, page_size: int = 100) -> Iterator[Any]:
+        """Every run, newest first, page after page (following ``next_cursor``)."""
+        params: dict[str, Any] = {"limit": page_size}
+        while True:
+            page = self._json(self.http.get("/jobs", params=params))
+            yield from page["runs"]
+            if not page.get("next_cursor"):
+                return
+            params["cursor"] = page["next_cursor"]
+
+    def watch(self, run_id: str, interval: float = 2.0, out: Callable[[str], Any] = print) -> Any:
+        """Print each status change and each new progress line until the run ends; return
+        the final record."""
+        seen: set[tuple[str, str]] = set()
+
+        def show(status: str, text: str) -> None:
+            if (status, text) not in seen:
+                seen.add((status, text))
+                out(f"{time.strftime('%H:%M:%S')}  {status:<10} {text}".rstrip())
+
         while True:
             run = self.run(run_id)
-            step = (run["status"], run.get("training_job_name") or run.get("tuning_job_name") or "")
-            if step != seen:
-                out(f"{time.strftime('%H:%M:%S')}  {run['status']:<10} {step[1]}")
-                seen = step
+            show(run["status"], run.get("training_job_name") or run.get("tuning_job_name") or "")
             if run["status"] in TERMINAL:
                 return run
+            note = progress_note(self.progress(run_id))
+            if note:
+                show(run["status"], note)
             time.sleep(interval)
+
+
+def progress_note(progress: dict[str, Any]) -> str | None:
+    """One readable line: ``trials 1/2 finished (1 running)`` or the latest epoch line."""
+    trials = progress.get("trials")
+    if progress["status"] == "TUNING" and trials:
+        running = f" ({trials['in_progress']} running)" if trials["in_progress"] else ""
+        return f"trials {trials['finished']}/{trials['total']} finished{running}"
+    if progress["status"] == "TRAINING" and progress.get("epoch"):
+        return progress["epoch"]
+    return None

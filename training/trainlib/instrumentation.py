@@ -188,17 +188,23 @@ class SmdebugScalars:
     @classmethod
     def create(cls) -> SmdebugScalars | None:
         """A recorder when smdebug is importable and a hook config exists, else None."""
-        if smdebug_config_path() is None:
+        config = smdebug_config_path()
+        if config is None:
             return None
         try:
             import smdebug.pytorch as smd
-        except Exception as e:  # smdebug is optional: training runs the same without it
+        except Exception as e:
+            # PyTorch 2.x containers may not ship smdebug: the job asked for Debugger, so say
+            # loudly that its rules will get no tensors, then train the same without the hook.
+            reason = str(e).splitlines()[0] if str(e) else ""
             print(
-                f"smdebug unavailable ({type(e).__name__}: {e}); continuing without it",
+                f"warning: a Debugger hook config exists ({config}) but smdebug cannot be"
+                f" imported ({type(e).__name__}: {reason}); training without the hook,"
+                " so Debugger rules get no tensors",
                 file=sys.stderr,
+                flush=True,
             )
             return None
-        config = smdebug_config_path()
         return cls(smd.Hook.create_from_json_file(str(config)))
 
     def _record(self, mode: Any, values: dict[str, float]) -> None:

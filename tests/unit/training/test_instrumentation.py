@@ -1,4 +1,5 @@
 import json
+import sys
 
 import pytest
 
@@ -67,3 +68,26 @@ def test_smdebug_keeps_every_step_even_when_the_config_saves_rarely(monkeypatch,
     assert loss.steps(mode=modes.TRAIN) == [0, 1, 2]
     assert float(loss.value(2, mode=modes.TRAIN)) == 3.0  # the last value survives close()
     assert float(trial.tensor("epoch_val_accuracy").value(0, mode=modes.EVAL)) == pytest.approx(0.9)
+
+
+def test_hook_config_without_smdebug_warns_once_and_trains_on(monkeypatch, tmp_path, capsys):
+    # PyTorch 2.x deep learning containers may not ship smdebug: simulate its import failing.
+    monkeypatch.setitem(sys.modules, "smdebug", None)
+    monkeypatch.setitem(sys.modules, "smdebug.pytorch", None)
+    config = tmp_path / "hook.json"
+    config.write_text(json.dumps({"LocalPath": str(tmp_path / "smdebug")}))
+    monkeypatch.setenv("SMDEBUG_CONFIG_FILE_PATH", str(config))
+    assert SmdebugScalars.create() is None  # no recorder: the run goes on without the hook
+    err = capsys.readouterr().err.splitlines()
+    warnings = [line for line in err if line.startswith("warning: ")]
+    assert len(warnings) == 1, err
+    assert str(config) in warnings[0]
+    assert "smdebug cannot be imported" in warnings[0]
+    assert not (tmp_path / "smdebug").exists()
+
+
+def test_no_hook_config_and_no_smdebug_is_silent(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "smdebug.pytorch", None)
+    monkeypatch.setenv("SMDEBUG_CONFIG_FILE_PATH", str(tmp_path / "absent.json"))
+    assert SmdebugScalars.create() is None
+    assert capsys.readouterr().err == ""

@@ -330,7 +330,9 @@ def deployment_config(settings: Settings) -> dict[str, Any]:
             "WaitIntervalInSeconds": settings.canary_wait_s,
         }
     else:
-        routing = {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}
+        # The wait after the switch is the baking period: AutoRollbackConfiguration alarms
+        # are watched only then (canary: canary_wait_s is the same window for the slice).
+        routing = {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": settings.deployment_bake_s}
     config: dict[str, Any] = {
         "BlueGreenUpdatePolicy": {
             "TrafficRoutingConfiguration": routing,

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     deployment_strategy: Literal["all_at_once", "canary"] = "all_at_once"
     canary_percent: int = Field(10, ge=1, le=50)
     canary_wait_s: int = Field(300, ge=0, le=3600)
+    # All-at-once baking period: the only window in which the rollback alarms are watched,
+    # so it must outlast at least two alarm periods (the template's alarms fire in 60-120 s).
+    deployment_bake_s: int = Field(300, ge=0, le=3600)
     termination_wait_s: int = Field(120, ge=0, le=3600)
     endpoint_instance_count: int = Field(1, ge=1, le=10)
     endpoint_variant_name: str = "AllTraffic"

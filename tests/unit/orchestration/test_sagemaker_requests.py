@@ -13,6 +13,7 @@ import metric_definitions
 from retraining import names, sagemaker_requests
 from retraining.overrides import TuneOverrides
 from retraining.records import new_run_id
+from retraining.settings import Settings
 from tests.unit.orchestration.conftest import T, make_settings
 
 RUN_ID = new_run_id(T)
@@ -212,6 +213,35 @@ def test_canary_rollout_and_no_alarms():
         "WaitIntervalInSeconds": 600,
     }
     assert "AutoRollbackConfiguration" not in request["DeploymentConfig"]
+
+
+def test_all_at_once_bakes_long_enough_for_the_rollback_alarms_to_fire():
+    # Alarms are watched only during the wait after the traffic switch: 0 s would mean
+    # they never roll anything back.
+    request = sagemaker_requests.update_endpoint_request(make_settings(), RUN_ID)
+    assert_valid("UpdateEndpoint", request)
+    policy = request["DeploymentConfig"]["BlueGreenUpdatePolicy"]
+    assert policy["TrafficRoutingConfiguration"] == {
+        "Type": "ALL_AT_ONCE",
+        "WaitIntervalInSeconds": 300,
+    }
+    assert policy["TerminationWaitInSeconds"] == 120
+    assert request["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
+
+    custom = make_settings(deployment_bake_s=600, termination_wait_s=30)
+    policy = sagemaker_requests.update_endpoint_request(custom, RUN_ID)["DeploymentConfig"][
+        "BlueGreenUpdatePolicy"
+    ]
+    assert policy["TrafficRoutingConfiguration"]["WaitIntervalInSeconds"] == 600
+    assert policy["TerminationWaitInSeconds"] == 30
+
+
+def test_the_bake_period_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("DEPLOYMENT_BAKE_S", "240")
+    assert Settings(_env_file=None).deployment_bake_s == 240
+    monkeypatch.setenv("DEPLOYMENT_BAKE_S", "-1")
+    with pytest.raises(ValueError, match="deployment_bake_s"):
+        Settings(_env_file=None)
 
 
 @pytest.mark.parametrize(

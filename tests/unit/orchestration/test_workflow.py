@@ -127,7 +127,7 @@ def test_second_run_warm_starts_and_updates_blue_green(deps, sagemaker, store):
     assert update["EndpointConfigName"] == second.tuning_job_name
     assert update["DeploymentConfig"] == {
         "BlueGreenUpdatePolicy": {
-            "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0},
+            "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 300},
             "TerminationWaitInSeconds": 120,
         },
         "AutoRollbackConfiguration": {

@@ -68,3 +68,14 @@ def is_not_found(error: BaseException) -> bool:
     return code == "ValidationException" and (
         "could not find" in message or "not found" in message or "does not exist" in message
     )
+
+
+def is_not_yet_visible(error: BaseException) -> bool:
+    """A resource created a moment ago is not visible yet to the next call (SageMaker is
+    eventually consistent: CreateEndpoint right after CreateEndpointConfig may answer
+    'Could not find endpoint configuration', CreateEndpointConfig 'Could not find model').
+    Worth a retry, unlike 'Could not find endpoint' (the endpoint really is absent)."""
+    code, message = error_code(error), error_message(error).lower()
+    return code == "ValidationException" and (
+        "could not find endpoint configuration" in message or "could not find model" in message
+    )

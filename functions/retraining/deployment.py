@@ -3,7 +3,10 @@
 A Failed endpoint accepts only DeleteEndpoint (SageMaker refuses UpdateEndpoint on it), and
 the endpoint name is fixed: left alone it would fail every later run. So deploy deletes it and
 raises RetryLater; the redelivered event finds it Deleting (RetryLater again) or gone, and
-takes the CreateEndpoint path.
+takes the CreateEndpoint path. Any other status but InService (Updating, Creating,
+RollingBack, SystemUpdating, ...) refuses UpdateEndpoint too: the event is retried until the
+endpoint settles. A config or model created a moment ago may not be visible yet to the next
+call (SageMaker is eventually consistent): that answer is retried as well.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from retraining import autoscaling, names, sagemaker_requests
-from retraining.aws_errors import RetryLater, is_already_exists, is_not_found
+from retraining.aws_errors import RetryLater, is_already_exists, is_not_found, is_not_yet_visible
 from retraining.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,17 @@ def create_once(call: Callable[..., Any], request: dict[str, Any]) -> bool:
             return False
         raise
     return True
+
+
+def create_when_visible(call: Callable[..., Any], request: dict[str, Any]) -> bool:
+    """create_once for a resource that references one created just before: 'Could not find
+    endpoint configuration / model' means not visible yet, so RetryLater."""
+    try:
+        return create_once(call, request)
+    except ClientError as error:
+        if is_not_yet_visible(error):
+            raise RetryLater(f"not visible yet: {error}") from error
+        raise
 
 
 def describe_endpoint(sagemaker: Any, endpoint_name: str) -> dict[str, Any] | None:
@@ -62,14 +76,14 @@ def deploy(
         sagemaker.create_model,
         sagemaker_requests.model_request(settings, run_id, model_data_url),
     )
-    create_once(
+    create_when_visible(
         sagemaker.create_endpoint_config,
         sagemaker_requests.endpoint_config_request(settings, run_id),
     )
     config_name = names.endpoint_config_name(settings.resource_prefix, run_id)
     endpoint = describe_endpoint(sagemaker, settings.endpoint_name)
     if endpoint is None:
-        create_once(
+        create_when_visible(
             sagemaker.create_endpoint,
             sagemaker_requests.create_endpoint_request(settings, run_id),
         )
@@ -93,6 +107,8 @@ def deploy(
                 return f"endpoint {settings.endpoint_name} already moving to {config_name}"
         if deregistered:
             restore_scaling(scaling, settings)
+        if is_not_yet_visible(error):
+            raise RetryLater(f"not visible yet: {error}") from error
         raise
     done = f"blue/green update of {settings.endpoint_name} to {config_name}"
     return done + (
@@ -100,9 +116,16 @@ def deploy(
     )
 
 
+#: Statuses in which SageMaker accepts UpdateEndpoint. UpdateRollbackFailed is documented as
+#: serving a mix of old and new configs, resolved by calling UpdateEndpoint again.
+UPDATABLE_STATUSES = frozenset({"InService", "UpdateRollbackFailed"})
+
+
 def clear_failed_endpoint(sagemaker: Any, endpoint: dict[str, Any]) -> None:
     """Raise RetryLater unless the endpoint can take an update: a Failed one is deleted first
-    (the retry then creates it afresh), a Deleting one is waited for."""
+    (the retry then creates it afresh); any other status (Creating, Updating, SystemUpdating,
+    RollingBack, OutOfService, Deleting) is waited for, as UpdateEndpoint would refuse it
+    with a ValidationException that would end the run."""
     name, status = endpoint["EndpointName"], endpoint.get("EndpointStatus")
     if status == "Failed":
         try:
@@ -114,6 +137,8 @@ def clear_failed_endpoint(sagemaker: Any, endpoint: dict[str, Any]) -> None:
         raise RetryLater(f"endpoint {name} was Failed and is being deleted; retry to create it")
     if status == "Deleting":
         raise RetryLater(f"endpoint {name} is being deleted; retry to create it")
+    if status not in UPDATABLE_STATUSES:
+        raise RetryLater(f"endpoint {name} is {status}; retry once it can take an update")
 
 
 def restore_scaling(scaling: Any, settings: Settings) -> None:

@@ -468,3 +468,42 @@ def test_rollback_alarms_watch_the_endpoint(transformed: dict[str, Any]) -> None
         assert (props["Namespace"], props["MetricName"]) == ("AWS/SageMaker", metric)
         dims = {d["Name"]: d["Value"] for d in props["Dimensions"]}
         assert dims == {"EndpointName": {"Ref": "EndpointName"}, "VariantName": "AllTraffic"}
+
+
+def test_blue_green_rollout_has_what_aws_checks(transformed: dict[str, Any]) -> None:
+    training_role = statements(transformed, "TrainingJobStateChangeFunctionRole")
+    deploy = next(s for s in training_role if "sagemaker:UpdateEndpoint" in s["Action"])
+    # UpdateEndpoint/CreateEndpoint are authorised on the endpoint config as well.
+    assert "endpoint-config/${ResourcePrefix}-*" in json.dumps(deploy["Resource"])
+    # A refused update that had deregistered scaling must be able to register it again.
+    training_actions = {a for s in training_role for a in s["Action"]}
+    assert {
+        "application-autoscaling:DeregisterScalableTarget",
+        "application-autoscaling:RegisterScalableTarget",
+        "application-autoscaling:PutScalingPolicy",
+        "sagemaker:UpdateEndpointWeightsAndCapacities",
+        "cloudwatch:PutMetricAlarm",
+        "cloudwatch:DeleteAlarms",
+    } <= training_actions
+    # SageMaker watches the rollback alarms during the bake with the execution role.
+    watch = next(
+        s
+        for s in statements(transformed, "SageMakerExecutionRole")
+        if "cloudwatch:DescribeAlarms" in s["Action"]
+    )
+    assert watch["Resource"] == [
+        {"Fn::GetAtt": ["EndpointErrorsAlarm", "Arn"]},
+        {"Fn::GetAtt": ["EndpointLatencyAlarm", "Arn"]},
+    ]
+
+
+def test_deploy_time_rules_and_dead_letter_alerts(transformed: dict[str, Any]) -> None:
+    rules = transformed["Rules"]
+    assert rules["CanaryNeedsTwoInstances"]["RuleCondition"] == {
+        "Fn::Equals": [{"Ref": "DeploymentStrategy"}, "canary"]
+    }
+    assert rules["DebuggerNeedsRuleImage"]["RuleCondition"] == {
+        "Fn::Equals": [{"Ref": "DebuggerEnabled"}, "true"]
+    }
+    alarm = transformed["Resources"]["DeadLetterQueueAlarm"]["Properties"]
+    assert alarm["AlarmActions"] == [{"Ref": "OperationsTopic"}]

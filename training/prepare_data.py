@@ -95,6 +95,7 @@ def write_channels(root: Path, out: Path, layout: str) -> list[Path]:
 def upload(local: Path, s3_url: str, client=None) -> int:
     """Copy the tree under ``local`` to ``s3://bucket/prefix``; returns the object count."""
     import boto3
+    from boto3.exceptions import Boto3Error
     from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, _, prefix = s3_url.removeprefix("s3://").partition("/")
@@ -108,7 +109,8 @@ def upload(local: Path, s3_url: str, client=None) -> int:
                 part for part in (prefix.strip("/"), path.relative_to(local).as_posix()) if part
             )
             client.upload_file(str(path), bucket, key)
-    except (BotoCoreError, ClientError) as e:
+    # upload_file wraps a ClientError (no bucket, access denied) in boto3's S3UploadFailedError.
+    except (BotoCoreError, ClientError, Boto3Error) as e:
         raise InputError(f"upload to {s3_url} failed: {str(e).splitlines()[0]}") from None
     return len(files)
 

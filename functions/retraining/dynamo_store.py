@@ -24,10 +24,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import random
+import time
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from retraining.aws_errors import RetryLater
 from retraining.record_changes import initial, transitioned, updated
 from retraining.records import (
     TERMINAL_STATUSES,
@@ -43,6 +46,12 @@ RUN_ENTITY = "run"
 LIST_INDEX = "by-time"
 #: Optimistic-lock retries when another writer updated the same run in between.
 _MAX_ATTEMPTS = 5
+#: Cancellation codes that mean "another writer got there first": re-read and re-decide.
+#: TransactionConflict is DynamoDB's answer when two transactions touch the same item at
+#: once (two deliveries of one event); ConditionalCheckFailed when the other one committed.
+_LOST_RACE = frozenset({"ConditionalCheckFailed", "TransactionConflict"})
+#: Upper bound of the jittered pause before retrying a TransactionConflict (seconds).
+_CONFLICT_PAUSE_S = 0.05
 
 
 def table_definition(table_name: str) -> dict[str, Any]:
@@ -204,8 +213,9 @@ class DynamoRunStore:
 
     def _write(self, run_id: str, change: Any) -> RunRecord:
         """Read, change, write back only if nobody wrote in between (version check); on a
-        lost race re-read and re-decide, so a concurrent transition is never overwritten."""
-        for _ in range(_MAX_ATTEMPTS):
+        lost race re-read and re-decide, so a concurrent transition is never overwritten.
+        Still losing after _MAX_ATTEMPTS: RetryLater, so the event is delivered again."""
+        for attempt in range(_MAX_ATTEMPTS):
             found = self._read(run_id)
             if found is None:
                 raise RunNotFound(run_id)
@@ -229,18 +239,16 @@ class DynamoRunStore:
                 if _error_code(error) != "TransactionCanceledException":
                     raise
                 codes = _cancel_codes(error)
-                if (
-                    len(codes) > 1
-                    and codes[0] != "ConditionalCheckFailed"
-                    and codes[1] == ("ConditionalCheckFailed")
-                ):
+                if len(codes) > 1 and codes[0] == "None" and codes[1] == "ConditionalCheckFailed":
                     # The slot is held by another run (cannot happen through this store);
                     # finish this run anyway rather than wedge it.
                     self._client.transact_write_items(TransactItems=[put])
                     return new
-                if not codes or codes[0] != "ConditionalCheckFailed":
+                if not codes or codes[0] not in _LOST_RACE:
                     raise
-        raise RuntimeError(f"run {run_id}: too many concurrent writers")
+                if codes[0] == "TransactionConflict":  # the other one is still in flight
+                    time.sleep(random.uniform(0, _CONFLICT_PAUSE_S * (attempt + 1)))
+        raise RetryLater(f"run {run_id}: too many concurrent writers")
 
     def _release_lock(self, run_id: str) -> dict[str, Any]:
         return {

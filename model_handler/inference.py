@@ -37,8 +37,9 @@ logger = logging.getLogger(__name__)
 # --------------------------------------------------------------------------------------------
 # sagemaker_inference.transformer answers an exception's own status only when it is an
 # instance of BaseInferenceToolkitError (anything else is a 500). The toolkit exists only inside
-# the endpoint container, so subclass it there and use a signature-compatible stand-in elsewhere.
-try:  # pragma: no cover - exercised only inside the SageMaker container
+# the endpoint container (and the dev environment), so subclass it there and use a
+# signature-compatible stand-in elsewhere.
+try:
     from sagemaker_inference.errors import BaseInferenceToolkitError as _ToolkitErrorBase
 except ImportError:
 

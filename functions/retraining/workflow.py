@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from retraining import autoscaling, names, sagemaker_requests
-from retraining.aws_errors import error_message, is_retryable
+from retraining.aws_errors import error_code, error_message, is_retryable
 from retraining.best_job import NoBestJob, best_job, first_failure
 from retraining.deployment import create_once, deploy
 from retraining.events import (
@@ -101,14 +101,45 @@ def start_run(trigger: Trigger, overrides: TuneOverrides, deps: Any) -> RunRecor
         if not _release_if_stuck(deps, busy.active_run_id):
             raise
         run = store.create(record)  # once: a concurrent start may have taken the slot
-    request = sagemaker_requests.tuning_job_request(settings, run_id, overrides, parent)
     try:
-        create_once(deps.sagemaker.create_hyper_parameter_tuning_job, request)
+        run = _create_tuning_job(deps, run, overrides, parent)
     except Exception as error:
         _fail(deps, run_id, f"could not start tuning: {error_message(error)}")
         raise
     log.info("run %s started tuning job %s", run_id, run.tuning_job_name)
     return run
+
+
+def _create_tuning_job(
+    deps: Any, run: RunRecord, overrides: TuneOverrides, parent: str | None
+) -> RunRecord:
+    """CreateHyperParameterTuningJob, warm-started from ``parent`` when there is one. If
+    SageMaker refuses the parent (e.g. the static hyperparameters changed since the
+    champion's search), every later run would be refused too: tune from scratch instead,
+    once, and say so in the run's history."""
+    settings, create = deps.settings, deps.sagemaker.create_hyper_parameter_tuning_job
+    request = sagemaker_requests.tuning_job_request(settings, run.run_id, overrides, parent)
+    try:
+        create_once(create, request)
+        return run
+    except Exception as error:
+        if parent is None or not _warm_start_refused(error):
+            raise
+        refusal = error_message(error)
+    log.warning("run %s: warm start from %s refused, tuning cold: %s", run.run_id, parent, refusal)
+    create_once(create, sagemaker_requests.tuning_job_request(settings, run.run_id, overrides))
+    return deps.store.transition(
+        run.run_id,
+        RunStatus.TUNING,
+        expected={RunStatus.TUNING},
+        reason=f"warm start from {parent} refused ({refusal}); tuning without warm start",
+        warm_start_parent=None,
+    )
+
+
+def _warm_start_refused(error: BaseException) -> bool:
+    message = error_message(error).lower()
+    return error_code(error) == "ValidationException" and ("warm" in message or "parent" in message)
 
 
 def _release_if_stuck(deps: Any, run_id: str | None) -> bool:

@@ -442,6 +442,61 @@ def test_start_fails_the_run_when_sagemaker_refuses(deps, sagemaker, store):
     start(deps, sagemaker)  # the slot is free again
 
 
+PARENT = "cifar100-r20261101000000aaaa"
+WARM_START_REFUSAL = (
+    "The static hyperparameters of the parent tuning job cifar100-r20261101000000aaaa "
+    "do not match this tuning job's static hyperparameters (warm start)."
+)
+
+
+def test_a_refused_warm_start_parent_falls_back_to_a_cold_search(deps, sagemaker, store):
+    store.set_champion({"run_id": "r20261101000000aaaa", "tuning_job_name": PARENT})
+    sagemaker.fail("create_hyper_parameter_tuning_job", "ValidationException", WARM_START_REFUSAL)
+    run = start(deps, sagemaker)  # queues the accepted second attempt
+
+    warm, cold = sagemaker.requests("CreateHyperParameterTuningJob")
+    assert warm["WarmStartConfig"]["ParentHyperParameterTuningJobs"] == [
+        {"HyperParameterTuningJobName": PARENT}
+    ]
+    assert "WarmStartConfig" not in cold
+    assert cold["HyperParameterTuningJobName"] == warm["HyperParameterTuningJobName"]
+    stored = store.get(run.run_id)
+    assert stored.status is RunStatus.TUNING
+    assert stored.warm_start_parent is None
+    assert run.warm_start_parent is None  # start_run answers the record as stored
+    note = stored.history[-1]
+    assert note.status is RunStatus.TUNING
+    assert f"warm start from {PARENT} refused" in note.reason
+    assert "static hyperparameters" in note.reason
+    sagemaker.assert_all_used()
+    assert finish_tuning(deps, sagemaker, run)["action"] == "training"  # the run goes on
+
+
+def test_a_cold_search_refused_too_fails_the_run_after_one_fallback(deps, sagemaker, store):
+    store.set_champion({"run_id": "r20261101000000aaaa", "tuning_job_name": PARENT})
+    sagemaker.fail("create_hyper_parameter_tuning_job", "ValidationException", WARM_START_REFUSAL)
+    sagemaker.fail("create_hyper_parameter_tuning_job", "ValidationException", "bad parent x")
+    with pytest.raises(ClientError, match="bad parent x"):
+        workflow.start_run("api", TuneOverrides(), deps)
+    assert len(sagemaker.requests("CreateHyperParameterTuningJob")) == 2
+    (run,), _ = store.list()
+    assert run.status is RunStatus.FAILED
+    assert "bad parent x" in run.error
+
+
+def test_other_validation_errors_do_not_drop_the_warm_start(deps, sagemaker, store):
+    store.set_champion({"run_id": "r20261101000000aaaa", "tuning_job_name": PARENT})
+    sagemaker.fail(
+        "create_hyper_parameter_tuning_job", "ValidationException", "MaxRuntimeInSeconds too big"
+    )
+    with pytest.raises(ClientError, match="MaxRuntimeInSeconds"):
+        workflow.start_run("api", TuneOverrides(), deps)
+    assert len(sagemaker.requests("CreateHyperParameterTuningJob")) == 1
+    (run,), _ = store.list()
+    assert run.status is RunStatus.FAILED
+    assert run.warm_start_parent == PARENT
+
+
 def test_throttling_is_reraised_and_the_redelivery_succeeds(deps, sagemaker, store):
     run = start(deps, sagemaker)
     sagemaker.fail("describe_hyper_parameter_tuning_job", "ThrottlingException", "Rate exceeded")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from PIL import Image
 
@@ -123,17 +124,32 @@ def test_train_model_learns_and_writes_the_full_artifact(job):
     assert abs(float(val_acc.value(2, mode=modes.EVAL)) - epochs[-1]["val_acc"]) < 1e-3
 
 
-def test_hpo_trial_on_an_image_folder_is_lean(job):
+# train_model.py on the CIFAR layout is the full test above; these cover the other three
+# (entry point, layout) pairs at the cheapest settings: 3 classes, 1 epoch, 32 px.
+@pytest.mark.parametrize(
+    ("script", "layout"),
+    [("hpo.py", "imagefolder"), ("hpo.py", "cifar"), ("train_model.py", "imagefolder")],
+)
+def test_entry_point_on_each_layout(job, script, layout):
+    size = 32 if layout == "cifar" else 24  # the pickles are 32x32; a folder may be any size
     write_dataset(
-        job.root / "data",
-        "imagefolder",
-        num_classes=3,
-        train_per_class=10,
-        test_per_class=4,
-        size=24,
+        job.root / "data", layout, num_classes=3, train_per_class=10, test_per_class=4, size=size
     )
+    env = {}
+    if script == "train_model.py":
+        # A Debugger hook config, but an smdebug that cannot be imported (PyTorch 2.x
+        # containers may not ship it): one warning, and the job trains the same.
+        stub = job.root / "no-smdebug" / "smdebug"
+        stub.mkdir(parents=True)
+        (stub / "__init__.py").write_text("raise ImportError('smdebug is not installed')\n")
+        hook_config = job.root / "hook.json"
+        hook_config.write_text(json.dumps({"LocalPath": str(job.root / "smdebug")}))
+        env = {
+            "PYTHONPATH": str(job.root / "no-smdebug"),
+            "SMDEBUG_CONFIG_FILE_PATH": str(hook_config),
+        }
     result = job.run(
-        "hpo.py",
+        script,
         *FAST,
         "--epochs",
         "1",
@@ -141,6 +157,7 @@ def test_hpo_trial_on_an_image_folder_is_lean(job):
         "0.01",
         "--_tuning_objective_metric",
         "val_acc",
+        **env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     epoch_lines = [m for m in metric_lines(result.stdout) if "val_acc" in m]
@@ -155,11 +172,23 @@ def test_hpo_trial_on_an_image_folder_is_lean(job):
         3,
     )
     assert (job.output_dir / "metrics.json").is_file()
-    assert not (job.output_dir / "tensorboard").exists()
-    assert not list(job.output_dir.glob("*.png"))
-    assert not (job.model_dir / "code").exists()
     metadata = json.loads((job.model_dir / "metadata.json").read_text())
-    assert metadata["preprocess"]["source_size"] == [24, 24]
+    assert metadata["preprocess"]["source_size"] == [size, size]
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    if script == "hpo.py":  # lean: no TensorBoard, no curves, no inference code
+        assert not (job.output_dir / "tensorboard").exists()
+        assert not list(job.output_dir.glob("*.png"))
+        assert not (job.model_dir / "code").exists()
+        assert warnings == []
+    else:
+        assert list((job.output_dir / "tensorboard").glob("events.out.tfevents.*"))
+        assert sorted(p.name for p in job.output_dir.glob("*.png")) == [
+            "batch_curves.png",
+            "epoch_curves.png",
+        ]
+        assert len(warnings) == 1, result.stderr[-2000:]
+        assert "smdebug cannot be imported" in warnings[0]
+        assert not (job.root / "smdebug").exists()
 
 
 def test_help_documents_every_option(job):

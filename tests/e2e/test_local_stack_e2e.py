@@ -9,6 +9,7 @@ the stack killed mid-run comes back with a truthful record.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import signal
 import socket
@@ -100,6 +101,18 @@ class Stack:
             time.sleep(1)
         raise AssertionError(f"run {run_id} still {run['status']}\n" + self.log_tail())
 
+    def cli(self, *args: str, timeout: float = 60) -> str:
+        """``python -m local <args>`` against this stack, as a person runs it; its stdout."""
+        done = subprocess.run(
+            [sys.executable, "-m", "local", *args, "--url", self.url],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr + self.log_tail()
+        return done.stdout
+
     def predict(self, image: Path) -> httpx.Response:
         body = {"image": base64.b64encode(image.read_bytes()).decode(), "top_k": 2}
         return httpx.post(f"{self.url}/predict", json=body, timeout=60)
@@ -137,9 +150,37 @@ def test_predict_before_any_model_is_a_clear_error(stack: Stack) -> None:
     assert response.json()["error"]["code"] == "endpoint_unavailable"
 
 
+def tune_flags(overrides: dict[str, Any]) -> list[str]:
+    """The CLI's flags for the same overrides the API takes."""
+    return [
+        *("--max-jobs", str(overrides["max_jobs"])),
+        *("--max-parallel-jobs", str(overrides["max_parallel_jobs"])),
+        *("--epochs", f"{overrides['epochs']['min']}-{overrides['epochs']['max']}"),
+        *("--learning-rate", "{min}:{max}".format(**overrides["learning_rate"])),
+        *("--batch-sizes", ",".join(map(str, overrides["batch_sizes"]))),
+    ]
+
+
 def test_good_run_is_deployed_and_serves_predictions(stack: Stack) -> None:
-    run_id = stack.tune(GOOD)
-    run = stack.wait(run_id, TERMINAL)
+    # `tune --watch` as a person runs it: the run's id, progress while it runs, the outcome.
+    watched = stack.cli("tune", *tune_flags(GOOD), "--watch", timeout=300).splitlines()
+    run_id = watched[0].split()[1]
+    assert watched[0] == f"run {run_id} started (TUNING)"
+    assert json.loads(watched[-1])["status"] == "DEPLOYED", watched
+    progress = [line.split(maxsplit=2)[1:] for line in watched[1:-1]]
+    trial_notes = {text[:10] for status, text in progress if status == "TUNING"}
+    assert {"trials 0/2", "trials 1/2"} <= trial_notes, watched
+    assert any(status == "TRAINING" and text.startswith("epoch=") for status, text in progress)
+    assert "val_acc=" in next(text for _, text in progress if text.startswith("epoch="))
+    statuses = [status for status, _ in progress]
+    assert sorted(set(statuses), key=statuses.index) == [
+        "TUNING",
+        "TRAINING",
+        "DEPLOYING",
+        "DEPLOYED",
+    ]
+
+    run = stack.run(run_id)
     assert run["status"] == "DEPLOYED", run
     trials = sorted((stack.root / "sagemaker/jobs").glob(f"{run['tuning_job_name']}-0*"))
     assert len(trials) == 2
@@ -150,24 +191,19 @@ def test_good_run_is_deployed_and_serves_predictions(stack: Stack) -> None:
     curves = sorted(final_output.rglob("*.png"))
     assert curves, "instrumented training wrote no curves"
     # `show` finds them through the server, though the stack runs on a non-default --root.
-    shown = subprocess.run(
-        [sys.executable, "-m", "local", "show", run_id, "--url", stack.url],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
+    shown = stack.cli("show", run_id)
     assert [line.removeprefix("curve: ") for line in shown.splitlines() if "curve: " in line] == [
         str(path.resolve()) for path in curves
     ]
 
     for label in ("sea", "forest"):
-        response = stack.predict(sample(stack, label))
-        assert response.status_code == 200, response.text
-        body = response.json()
-        assert body["model"]["training_job_name"] == run["training_job_name"]
-        assert body["predictions"][0]["label"] == label
+        predicted = stack.cli("predict", str(sample(stack, label)), "--top-k", "2").splitlines()
+        assert len(predicted) == 3, predicted  # two labels, then the model
+        assert predicted[0].split()[1] == label
+        assert predicted[0].split()[0].endswith("%")
+    response = stack.predict(sample(stack, "sea"))
+    assert response.status_code == 200, response.text
+    assert response.json()["model"]["training_job_name"] == run["training_job_name"]
 
 
 def test_worse_run_is_rejected_and_the_served_model_stays(stack: Stack) -> None:
@@ -179,6 +215,9 @@ def test_worse_run_is_rejected_and_the_served_model_stays(stack: Stack) -> None:
     response = stack.predict(sample(stack, "sea"))
     assert response.status_code == 200
     assert response.json()["model"]["training_job_name"] == champion["training_job_name"]
+    # `runs`: every run, newest first, with its status.
+    listed = [line.split()[:2] for line in stack.cli("runs").splitlines()]
+    assert listed == [[run["run_id"], "REJECTED"], [champion["run_id"], "DEPLOYED"]]
 
 
 def test_killed_mid_run_then_restarted_keeps_a_truthful_record(stack: Stack) -> None:

@@ -88,18 +88,30 @@ class NaiveHandler:
 
 
 def paired_timings(
-    first: Callable[[], object], second: Callable[[], object], repeats: int, warmup: int = 3
+    first: Callable[[], object],
+    second: Callable[[], object],
+    repeats: int,
+    warmup: int = 3,
+    block: int = 10,
 ) -> tuple[list[float], list[float]]:
-    """Alternate the two calls so a noisy, shared CPU slows both alike."""
+    """Alternate blocks of calls so a noisy, shared CPU slows both alike.
+
+    Blocks, not single calls: right after one variant, its thread pool is still spinning (torch's
+    OpenMP) or asleep (ONNX Runtime), which taxes whichever call comes next. An endpoint serves
+    its own requests back to back, so each block's first call (the one that pays for the switch)
+    is run untimed, for both variants alike.
+    """
     for _ in range(warmup):
         first()
         second()
     samples: tuple[list[float], list[float]] = ([], [])
-    for _ in range(repeats):
+    for _ in range(max(1, -(-repeats // block))):
         for call, out in ((first, samples[0]), (second, samples[1])):
-            start = time.perf_counter()
             call()
-            out.append(time.perf_counter() - start)
+            for _ in range(min(block, repeats)):
+                start = time.perf_counter()
+                call()
+                out.append(time.perf_counter() - start)
     return samples
 
 

@@ -75,12 +75,17 @@ class ApiClient:
 
         while True:
             run = self.run(run_id)
-            show(run["status"], run.get("training_job_name") or run.get("tuning_job_name") or "")
-            if run["status"] in TERMINAL:
+            progress = self.progress(run_id)
+            status = run["status"]
+            if status not in ("TUNING", "TRAINING") and progress.get("epoch"):
+                # A short final job can end between two polls: still show how it ended.
+                show("TRAINING", progress["epoch"])
+            show(status, run.get("training_job_name") or run.get("tuning_job_name") or "")
+            if status in TERMINAL:
                 return run
-            note = progress_note(self.progress(run_id))
+            note = progress_note(progress)
             if note:
-                show(run["status"], note)
+                show(status, note)
             time.sleep(interval)
 
 

@@ -168,20 +168,24 @@ def test_good_run_is_deployed_and_serves_predictions(stack: Stack) -> None:
     assert watched[0] == f"run {run_id} started (TUNING)"
     assert json.loads(watched[-1])["status"] == "DEPLOYED", watched
     progress = [line.split(maxsplit=2)[1:] for line in watched[1:-1]]
+    # The first poll comes at once, long before a trial ends; later trial counts and a brief
+    # DEPLOYING depend on the 2 s poll, so only the record's history is checked for those.
     trial_notes = {text[:10] for status, text in progress if status == "TUNING"}
-    assert {"trials 0/2", "trials 1/2"} <= trial_notes, watched
+    assert "trials 0/2" in trial_notes, watched
     assert any(status == "TRAINING" and text.startswith("epoch=") for status, text in progress)
     assert "val_acc=" in next(text for _, text in progress if text.startswith("epoch="))
     statuses = [status for status, _ in progress]
-    assert sorted(set(statuses), key=statuses.index) == [
+    seen = [s for s in sorted(set(statuses), key=statuses.index) if s != "DEPLOYING"]
+    assert seen == ["TUNING", "TRAINING", "DEPLOYED"], watched
+
+    run = stack.run(run_id)
+    assert run["status"] == "DEPLOYED", run
+    assert [change["status"] for change in run["history"]] == [
         "TUNING",
         "TRAINING",
         "DEPLOYING",
         "DEPLOYED",
     ]
-
-    run = stack.run(run_id)
-    assert run["status"] == "DEPLOYED", run
     trials = sorted((stack.root / "sagemaker/jobs").glob(f"{run['tuning_job_name']}-0*"))
     assert len(trials) == 2
     assert run["best_training_job_name"] in {t.name for t in trials}

@@ -199,3 +199,22 @@ def test_watch_prints_progress_once_and_returns_the_final_record(
         "TRAINING   epoch=1 train_loss=1.9000 val_acc=0.3000",
         f"FAILED     {job}",
     ]
+
+
+def test_watch_shows_how_a_short_final_job_ended_between_two_polls(
+    tmp_path: Path, store: SqliteRunStore, server: str
+) -> None:
+    job = "cifar100-r3-final"
+    run = store.create(make_run(status=RunStatus.TRAINING))
+    store.update(run.run_id, training_job_name=job)
+    log = tmp_path / "sagemaker" / "jobs" / job / "log.txt"
+    log.parent.mkdir(parents=True)
+    log.write_text("epoch=2 train_loss=1.2000 val_acc=0.6000\n")
+    finish(store, run.run_id)  # the run is past TRAINING before the first poll
+    lines: list[str] = []
+
+    ApiClient(server).watch(run.run_id, interval=0.05, out=lines.append)
+    assert [line.split(maxsplit=1)[1] for line in lines] == [
+        "TRAINING   epoch=2 train_loss=1.2000 val_acc=0.6000",
+        f"FAILED     {job}",
+    ]

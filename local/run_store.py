@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from retraining.memory_store import decode_cursor, encode_cursor
+from retraining.memory_store import one_page, page_start
 from retraining.record_changes import initial, transitioned, updated
 from retraining.records import (
     TERMINAL_STATUSES,
@@ -98,9 +98,7 @@ class SqliteRunStore:
     def list(
         self, limit: int = 20, cursor: str | None = None
     ) -> tuple[list[RunRecord], str | None]:
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
-        after = decode_cursor(cursor) if cursor else None
+        after = page_start(limit, cursor)
         db = self._connect()
         try:
             # Run ids start with their creation time, so id order is creation order.
@@ -111,9 +109,7 @@ class SqliteRunStore:
             ).fetchall()
         finally:
             db.close()
-        page = [RunRecord.model_validate_json(body) for (body,) in rows[:limit]]
-        more = len(rows) > limit
-        return page, encode_cursor(page[-1].run_id) if more else None
+        return one_page([RunRecord.model_validate_json(body) for (body,) in rows], limit)
 
     def transition(
         self,

@@ -15,20 +15,31 @@ import boto3
 from botocore.exceptions import ClientError
 
 
-def stack_outputs(cloudformation: Any, stack_name: str) -> dict[str, str]:
+def describe_stack(cloudformation: Any, stack_name: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The stack's outputs and parameters, from one DescribeStacks call."""
     (stack,) = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
-    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-
-
-def stack_parameter(cloudformation: Any, stack_name: str, key: str) -> str:
-    (stack,) = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
-    values = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack["Parameters"]}
-    return values[key]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack["Parameters"]}
+    return outputs, parameters
 
 
 def names_with_prefix(pages: Any, list_key: str, key: str, prefix: str) -> list[str]:
     # NameContains is a substring filter: keep only names that start with the prefix.
     return [item[key] for page in pages for item in page[list_key] if item[key].startswith(prefix)]
+
+
+# What runs create besides the endpoint, configs before the models they name:
+# (list operation, list key, name key = the delete call's argument, delete operation, label).
+_PREFIXED_RESOURCES = (
+    (
+        "list_endpoint_configs",
+        "EndpointConfigs",
+        "EndpointConfigName",
+        "delete_endpoint_config",
+        "endpoint config",
+    ),
+    ("list_models", "Models", "ModelName", "delete_model", "model"),
+)
 
 
 def teardown(sagemaker: Any, endpoint_name: str, prefix: str, dry_run: bool) -> list[str]:
@@ -42,26 +53,12 @@ def teardown(sagemaker: Any, endpoint_name: str, prefix: str, dry_run: bool) -> 
     except ClientError as error:
         if "Could not find" not in str(error):
             raise
-    configs = names_with_prefix(
-        sagemaker.get_paginator("list_endpoint_configs").paginate(NameContains=prefix),
-        "EndpointConfigs",
-        "EndpointConfigName",
-        f"{prefix}-",
-    )
-    for name in configs:
-        if not dry_run:
-            sagemaker.delete_endpoint_config(EndpointConfigName=name)
-        done.append(f"endpoint config {name}")
-    models = names_with_prefix(
-        sagemaker.get_paginator("list_models").paginate(NameContains=prefix),
-        "Models",
-        "ModelName",
-        f"{prefix}-",
-    )
-    for name in models:
-        if not dry_run:
-            sagemaker.delete_model(ModelName=name)
-        done.append(f"model {name}")
+    for list_operation, list_key, key, delete_operation, label in _PREFIXED_RESOURCES:
+        pages = sagemaker.get_paginator(list_operation).paginate(NameContains=prefix)
+        for name in names_with_prefix(pages, list_key, key, f"{prefix}-"):
+            if not dry_run:
+                getattr(sagemaker, delete_operation)(**{key: name})
+            done.append(f"{label} {name}")
     return done
 
 
@@ -72,9 +69,8 @@ def main() -> None:
     parser.add_argument("--dry-run", action="store_true", help="list, delete nothing")
     args = parser.parse_args()
     session = boto3.Session(region_name=args.region)
-    cloudformation = session.client("cloudformation")
-    outputs = stack_outputs(cloudformation, args.stack_name)
-    prefix = stack_parameter(cloudformation, args.stack_name, "ResourcePrefix")
+    outputs, parameters = describe_stack(session.client("cloudformation"), args.stack_name)
+    prefix = parameters["ResourcePrefix"]
     for line in teardown(
         session.client("sagemaker"), outputs["EndpointName"], prefix, args.dry_run
     ):

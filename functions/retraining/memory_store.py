@@ -26,6 +26,21 @@ def encode_cursor(run_id: str) -> str:
     return base64.urlsafe_b64encode(run_id.encode()).decode()
 
 
+def page_start(limit: int, cursor: str | None) -> str | None:
+    """Check a list request; the run id the page starts below (None: the newest run)."""
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    return decode_cursor(cursor) if cursor else None
+
+
+def one_page(newest_first: list[RunRecord], limit: int) -> tuple[list[RunRecord], str | None]:
+    """Up to ``limit`` records, and the cursor of the next page when ``newest_first`` holds
+    more (callers fetch ``limit + 1`` to know)."""
+    page = newest_first[:limit]
+    more = len(newest_first) > limit
+    return page, encode_cursor(page[-1].run_id) if more else None
+
+
 def decode_cursor(cursor: str) -> str:
     try:
         run_id = base64.urlsafe_b64decode(cursor.encode()).decode()
@@ -63,17 +78,14 @@ class InMemoryRunStore:
     def list(
         self, limit: int = 20, cursor: str | None = None
     ) -> tuple[list[RunRecord], str | None]:
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
-        after = decode_cursor(cursor) if cursor else None
+        after = page_start(limit, cursor)
         with self._lock:
             # Run ids start with their creation time, so id order is creation order.
             ids = sorted(self._runs, reverse=True)
             if after is not None:
                 ids = [run_id for run_id in ids if run_id < after]
-            page = [self._runs[run_id].model_copy(deep=True) for run_id in ids[:limit]]
-        more = len(ids) > limit
-        return page, encode_cursor(page[-1].run_id) if more else None
+            records = [self._runs[run_id].model_copy(deep=True) for run_id in ids[: limit + 1]]
+        return one_page(records, limit)
 
     def transition(
         self,

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 #: Hex digits of the SHA-256 in each key: 64 bits, no realistic collision between versions.
 DIGEST_CHARS = 16
 SOURCEDIR_NAME = "sourcedir.tar.gz"
@@ -72,13 +70,12 @@ def tree_digest(root: Path) -> str:
 
 
 def _exists(s3: Any, bucket: str, key: str) -> bool:
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
-            return False
-        raise
-    return True
+    """Whether ``key`` is in the bucket, asked with ListObjectsV2 (``Prefix=key``), not
+    HeadObject: S3 answers HeadObject on a missing key with 404 only to a caller holding
+    s3:ListBucket on the whole bucket, otherwise 403, and the template grants ListBucket
+    only for ``s3:prefix`` = code/*, a condition key that list requests alone carry."""
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    return any(item.get("Key") == key for item in listed.get("Contents", []))
 
 
 def _put_once(s3: Any, bucket: str, key: str, body: bytes) -> None:

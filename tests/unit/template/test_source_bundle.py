@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from deploy.source_bundle import bundle
@@ -185,3 +187,73 @@ def test_missing_payload_folder_fails_clearly(s3: Any, tmp_path: Path, response_
     handle(_event("Create", url), s3, tmp_path / "nowhere", put_response)
     assert received[-1][1]["Status"] == "FAILED"
     assert "does not exist" in received[-1][1]["Reason"]
+
+
+def _as_the_bundler_role(s3: Any) -> Any:
+    """Make moto answer as S3 answers the bundler's role, whose s3:ListBucket holds only
+    under the condition ``s3:prefix like code/*``: HeadObject carries no s3:prefix, so for a
+    missing key S3 answers 403 Forbidden, not 404 ("HeadObject", S3 API reference); a list
+    request outside code/ is denied."""
+
+    def remember(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["api_params"] = dict(params)  # before-call sees the serialised request only
+
+    def head_object(context: dict[str, Any], **_: Any) -> Any:
+        params = context["api_params"]
+        listed = s3.list_objects_v2(Bucket=params["Bucket"], Prefix=params["Key"])
+        if any(item["Key"] == params["Key"] for item in listed.get("Contents", [])):
+            return None  # present: moto answers as usual
+        return _error(403, "403", "Forbidden")
+
+    def list_objects_v2(context: dict[str, Any], **_: Any) -> Any:
+        if not str(context["api_params"].get("Prefix", "")).startswith("code/"):
+            return _error(403, "AccessDenied", "Access Denied")
+        return None
+
+    for operation in ("HeadObject", "ListObjectsV2"):
+        s3.meta.events.register(f"before-parameter-build.s3.{operation}", remember)
+    s3.meta.events.register("before-call.s3.HeadObject", head_object)
+    s3.meta.events.register("before-call.s3.ListObjectsV2", list_objects_v2)
+    return s3
+
+
+def _error(status: int, code: str, message: str) -> Any:
+    from botocore.awsrequest import AWSResponse
+
+    http = AWSResponse("https://s3.amazonaws.com", status, {}, None)
+    return http, {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {}}
+
+
+def test_first_deploy_succeeds_when_head_object_on_a_new_key_is_forbidden(
+    s3: Any, payload: Path, response_url: Any
+) -> None:
+    role = _as_the_bundler_role(s3)
+    with pytest.raises(ClientError) as forbidden:  # the stand-in answers as S3 does
+        role.head_object(Bucket=BUCKET, Key="code/training/not-there/sourcedir.tar.gz")
+    assert forbidden.value.response["Error"]["Code"] == "403"
+
+    url, received = response_url
+    handle(_event("Create", url), role, payload, put_response)
+    assert received[-1][1]["Status"] == "SUCCESS", received[-1][1].get("Reason")
+    assert role.list_objects_v2(Bucket=BUCKET, Prefix="code/")["KeyCount"] == 3
+    # A second deploy finds every key and uploads nothing (no new object versions).
+    handle(_event("Update", url), role, payload, put_response)
+    assert len(s3.list_object_versions(Bucket=BUCKET)["Versions"]) == 3
+
+
+def test_existence_is_asked_with_a_prefixed_list_request(payload: Path) -> None:
+    """The exact calls, validated against S3's service model: one ListObjectsV2 per key
+    with Prefix=<key> (inside the granted code/*), a PutObject when it is not listed."""
+    s3 = boto3.client("s3", region_name="us-east-1")
+    stubber = Stubber(s3)
+    key = f"code/training/{'0' * 16}/sourcedir.tar.gz"
+    stubber.add_response(
+        "list_objects_v2",
+        {"KeyCount": 1, "Contents": [{"Key": key + ".old"}]},  # a longer key is not this one
+        {"Bucket": BUCKET, "Prefix": ANY, "MaxKeys": 1},
+    )
+    stubber.add_response("put_object", {}, {"Bucket": BUCKET, "Key": ANY, "Body": ANY})
+    with stubber:
+        uri = bundle.publish_training_source(s3, BUCKET, "code/", payload / "training")
+    stubber.assert_no_pending_responses()
+    assert uri.startswith(f"s3://{BUCKET}/code/training/")

@@ -43,6 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="start a retraining run every N minutes (the cloud's RetrainSchedule); off by default",
     )
+    serve.add_argument(
+        "--reconcile-seconds",
+        type=float,
+        help="how often the reconciler takes the step a lost event would have "
+        "(default: the template's ReconcileSchedule, 5 minutes)",
+    )
+    serve.add_argument(
+        "--drop-sagemaker-events",
+        action="store_true",
+        help="fault injection: deliver no SageMaker event, so runs progress by the reconciler alone",
+    )
 
     for name in COMMANDS[1:]:
         sub = commands.add_parser(name)
@@ -82,7 +93,14 @@ def main(argv: list[str] | None = None) -> int:
         from local.server import serve
 
         return serve(
-            args.host, args.port, args.root, args.sample_data, args.threads, args.schedule_minutes
+            args.host,
+            args.port,
+            args.root,
+            args.sample_data,
+            args.threads,
+            args.schedule_minutes,
+            reconcile_seconds=args.reconcile_seconds,
+            drop_sagemaker_events=args.drop_sagemaker_events,
         )
 
     import httpx

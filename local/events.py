@@ -6,6 +6,7 @@ delivers them through the same event patterns the template's rules use.
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -48,7 +49,8 @@ def scheduled_event(rule_arn: str) -> dict[str, Any]:
 
 def matches(pattern: Any, event: Any) -> bool:
     """EventBridge pattern matching: nested objects; arrays of allowed values; the
-    ``prefix``, ``suffix``, ``anything-but``, ``exists`` and ``equals-ignore-case`` filters."""
+    ``prefix``, ``suffix``, ``wildcard``, ``anything-but``, ``exists`` and ``equals-ignore-case``
+    filters."""
     if isinstance(pattern, dict):
         if not isinstance(event, dict):
             return False
@@ -68,6 +70,16 @@ def matches(pattern: Any, event: Any) -> bool:
     return pattern == event
 
 
+def _wildcard(pattern: str) -> re.Pattern[str]:
+    """EventBridge wildcard matching: ``*`` matches any run of characters (``\\*`` a literal
+    star); everything else, case included, matches itself."""
+    parts = re.split(r"(\\\*|\*)", pattern)
+    return re.compile(
+        "".join(".*" if p == "*" else re.escape("*" if p == "\\*" else p) for p in parts),
+        re.DOTALL,
+    )
+
+
 def _value_matches(condition: Any, value: Any) -> bool:
     if not isinstance(condition, dict):
         return condition == value
@@ -75,6 +87,10 @@ def _value_matches(condition: Any, value: Any) -> bool:
         return isinstance(value, str) and value.startswith(condition["prefix"])
     if "suffix" in condition:
         return isinstance(value, str) and value.endswith(condition["suffix"])
+    if "wildcard" in condition:
+        return (
+            isinstance(value, str) and _wildcard(condition["wildcard"]).fullmatch(value) is not None
+        )
     if "equals-ignore-case" in condition:
         return isinstance(value, str) and value.lower() == condition["equals-ignore-case"].lower()
     if "exists" in condition:

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.errors import ApiError
+from retraining import workflow
 from retraining.deps import get_deps
 from retraining.records import RunRecord
 from retraining.run_store import RunStore
@@ -102,5 +103,11 @@ def local_router(
     @router.get("/runs/{run_id}/progress")
     def progress(run_id: str) -> dict[str, Any]:
         return run_progress(root, get_run(run_id), sagemaker)
+
+    @router.post("/reconcile")
+    def reconcile_now() -> dict[str, Any]:
+        """Take the step a lost event would have taken for the active run, now (as invoking
+        the cloud's ReconcileFunction does)."""
+        return workflow.reconcile(get_deps())
 
     return router

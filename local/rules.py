@@ -100,3 +100,19 @@ def stack_rules(repo_root: Path, prefix: str, endpoint_name: str) -> list[Rule]:
     if not rules:
         raise TemplateError(f"{template} declares no EventBridge or schedule rules")
     return rules
+
+
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_UNIT_S = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def reconcile_interval_s(repo_root: Path) -> float:
+    """The template's ReconcileSchedule default (``rate(5 minutes)``) in seconds."""
+    document = yaml.load((repo_root / "template.yaml").read_text(), Loader=_TemplateLoader)
+    expression = str(document["Parameters"]["ReconcileSchedule"]["Default"])
+    match = _RATE.match(expression)
+    if match is None:
+        raise TemplateError(
+            f"ReconcileSchedule {expression!r} is not a rate() the local stack runs"
+        )
+    return int(match.group(1)) * _UNIT_S[match.group(2).rstrip("s")]

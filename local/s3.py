@@ -28,6 +28,18 @@ class LocalS3:
         target.write_bytes(body)
         return target
 
+    def list_objects_v2(self, Bucket: str, Prefix: str = "", MaxKeys: int = 1000) -> dict:
+        """S3's ListObjectsV2 (keys under ``Prefix``, sorted, at most ``MaxKeys``) in the shape
+        botocore returns, for the code that asks S3 whether a prefix is empty."""
+        bucket = self.root / Bucket
+        keys = sorted(
+            path.relative_to(bucket).as_posix()
+            for path in (bucket.rglob("*") if bucket.is_dir() else [])
+            if path.is_file()
+        )
+        contents = [{"Key": key} for key in keys if key.startswith(Prefix)][:MaxKeys]
+        return {"Name": Bucket, "Prefix": Prefix, "KeyCount": len(contents), "Contents": contents}
+
     def put_tarball(self, source_dir: Path, uri: str) -> Path:
         """Write ``source_dir``'s contents as a ``.tar.gz`` object (SageMaker's artifact form)."""
         target = self.path(uri)

@@ -45,6 +45,9 @@ def serve(
     sample_data: bool,
     threads: int,
     schedule_minutes: float | None = None,
+    *,
+    reconcile_seconds: float | None = None,
+    drop_sagemaker_events: bool = False,
 ) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
@@ -53,6 +56,8 @@ def serve(
             sample_data=sample_data,
             threads_per_job=threads,
             schedule_minutes=schedule_minutes,
+            reconcile_seconds=reconcile_seconds,
+            drop_sagemaker_events=drop_sagemaker_events,
         ).start()
     except (DataUnavailable, TemplateError) as error:
         print(f"error: {error}", file=sys.stderr)

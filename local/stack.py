@@ -20,12 +20,12 @@ from typing import Any
 from deploy.source_bundle.bundle import source_files, sourcedir_tarball
 from local import data
 from local.bus import EventBus, Rule, Schedule
-from local.rules import stack_rules
+from local.rules import reconcile_interval_s, stack_rules
 from local.run_store import SqliteRunStore
 from local.s3 import LocalS3
 from local.sagemaker.backend import LocalSageMaker
 from local.sagemaker.wire import attach_json_backend, attach_runtime_backend, make_client
-from retraining.deps import Deps, set_deps
+from retraining.deps import Deps, set_deps, unavailable
 from retraining.settings import Settings
 
 log = logging.getLogger("local.stack")
@@ -75,12 +75,23 @@ class LocalStack:
     threads_per_job: int = 2
     rules: list[Rule] | None = None
     schedule_minutes: float | None = None  # the retraining schedule; None: off (as by default)
+    # The reconcile schedule; None: the template's ReconcileSchedule default.
+    reconcile_seconds: float | None = None
+    # Fault injection: the local SageMaker's state-change events are never delivered, so
+    # runs progress through the reconciler alone (as when every event is lost in AWS).
+    drop_sagemaker_events: bool = False
 
     def start(self) -> LocalStack:
         self.root.mkdir(parents=True, exist_ok=True)
         for name, value in local_environment(self.sample_data).items():
             os.environ.setdefault(name, value)
         self.settings = Settings()
+        if self.settings.endpoint_max_capacity > self.settings.endpoint_min_capacity:
+            # There is no local Application Auto Scaling (and never a fall-back to the real one).
+            log.warning("ENDPOINT_MAX_CAPACITY ignored: the local endpoint does not auto-scale")
+            self.settings = self.settings.model_copy(
+                update={"endpoint_max_capacity": self.settings.endpoint_min_capacity}
+            )
         self.s3 = LocalS3(self.root / "s3")
         self._prepare_data()
         self._publish_code()
@@ -89,8 +100,9 @@ class LocalStack:
             or stack_rules(REPO_ROOT, self.settings.resource_prefix, self.settings.endpoint_name),
             self.root / "events.jsonl",
         )
+        emit = self._dropped if self.drop_sagemaker_events else self.bus.put
         self.sagemaker = LocalSageMaker(
-            self.root / "sagemaker", self.s3, self.bus.put, self.threads_per_job
+            self.root / "sagemaker", self.s3, emit, self.threads_per_job
         )
         self.store = SqliteRunStore(self.root / "runs.db")
         backend = self.sagemaker
@@ -104,22 +116,32 @@ class LocalStack:
                     make_client("sagemaker-runtime"), backend.invoke
                 ),
                 store_factory=lambda: self.store,
-                extras={"local_stack": self},
+                s3_factory=lambda: self.s3,
+                # No local Application Auto Scaling: the variant is never registered.
+                application_autoscaling_factory=unavailable("application-autoscaling"),
             )
         )
         self.bus.start()
-        self.schedule = None
-        schedules = [r for r in self.bus.rules if r.target.endswith(":start_scheduled_run")]
-        if self.schedule_minutes and schedules:
-            arn = schedules[0].pattern["resources"][0]
-            self.schedule = Schedule(self.bus, arn, self.schedule_minutes * 60)
-            self.schedule.start()
+        self.schedules = []
+        if self.schedule_minutes:
+            self._schedule(":start_scheduled_run", self.schedule_minutes * 60)
+        self._schedule(":reconcile", self.reconcile_seconds or reconcile_interval_s(REPO_ROOT))
         self.sagemaker.recover()  # jobs the previous stack left running are reported Failed
         return self
 
+    def _schedule(self, target: str, interval_s: float) -> None:
+        rules = [r for r in self.bus.rules if r.target.endswith(target)]
+        if rules:
+            schedule = Schedule(self.bus, rules[0].pattern["resources"][0], interval_s)
+            schedule.start()
+            self.schedules.append(schedule)
+
+    def _dropped(self, event: dict[str, Any]) -> None:
+        log.info("dropped %s (%s)", event["detail-type"], event["resources"][0])
+
     def stop(self) -> None:
-        if self.schedule is not None:
-            self.schedule.stop()
+        for schedule in self.schedules:
+            schedule.stop()
         self.sagemaker.shutdown()
         self.bus.stop()
         set_deps(None)

@@ -1,7 +1,7 @@
 """EventBridge entry points (thin): parse nothing, decide nothing, call the domain.
 
-``start_scheduled_run`` is the schedule's target; the other three are targets of rules on
-``source: aws.sagemaker`` events. Returned dicts end up in the Lambda logs and tests.
+``start_scheduled_run`` and ``reconcile`` are schedule targets; the other three are targets
+of rules on ``source: aws.sagemaker`` events. Returned dicts end up in the Lambda logs and tests.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from aws_lambda_powertools import Logger
 from retraining import names, workflow
 from retraining.deps import get_deps
 from retraining.events import BadEvent
+from retraining.events import tags as event_tags
 from retraining.overrides import TuneOverrides
 from retraining.records import RunAlreadyActive
 
@@ -24,13 +25,14 @@ def _correlate(event: dict[str, Any]) -> None:
     detail = event.get("detail") if isinstance(event, dict) else None
     detail = detail if isinstance(detail, dict) else {}
     prefix = get_deps().settings.resource_prefix
-    tags = detail.get("Tags")
-    run_id = tags.get("run-id") if isinstance(tags, dict) else None
+    run_id = event_tags(detail).get("run-id")
     for key in ("HyperParameterTuningJobName", "TrainingJobName"):
         if run_id is None and isinstance(detail.get(key), str):
             name = detail[key]
-            run_id = names.run_id_from_final_job(prefix, name) or names.run_id_from_tuning_job(
-                prefix, name
+            run_id = (
+                names.run_id_from_final_job(prefix, name)
+                or names.run_id_from_data_job(prefix, name)
+                or names.run_id_from_tuning_job(prefix, name)
             )
     logger.set_correlation_id(run_id)
 
@@ -78,3 +80,14 @@ def training_job_state_change(event: dict[str, Any], context: Any) -> dict[str, 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 def endpoint_state_change(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return _handle(event, workflow.on_endpoint_state_change)
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+def reconcile(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The reconcile schedule's target, also invoked on demand (any event): takes the step
+    a lost SageMaker event would have taken for the active run."""
+    outcome = workflow.reconcile(get_deps())
+    if outcome.get("run_id"):
+        logger.set_correlation_id(outcome["run_id"])
+    logger.info("reconciled", outcome=outcome)
+    return outcome

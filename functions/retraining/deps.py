@@ -14,10 +14,14 @@ from functools import cached_property
 from typing import Any
 
 
-def _aws_application_autoscaling() -> Any:
-    from retraining.aws import application_autoscaling_client  # boto3 only when used
+def unavailable(service: str) -> Callable[[], Any]:
+    """A factory for a client this wiring does not provide: fails clearly when first used
+    (never falls back to a real AWS client with whatever credentials the shell has)."""
 
-    return application_autoscaling_client()
+    def build() -> Any:
+        raise RuntimeError(f"no {service} client is wired in this environment")
+
+    return build
 
 
 @dataclass
@@ -29,10 +33,12 @@ class Deps:
     sagemaker_factory: Callable[[], Any]
     sagemaker_runtime_factory: Callable[[], Any]
     store_factory: Callable[[], Any]
-    extras: dict[str, Any] = field(default_factory=dict)
-    # Defaulted so callers that predate auto-scaling keep working; only used when the
-    # settings turn auto-scaling on (max capacity > min capacity).
-    application_autoscaling_factory: Callable[[], Any] = _aws_application_autoscaling
+    # Only used when the settings turn auto-scaling on (max capacity > min capacity).
+    application_autoscaling_factory: Callable[[], Any] = field(
+        default_factory=lambda: unavailable("application-autoscaling")
+    )
+    # Only used to see whether the training-data prefix is empty (PREPARE_DATA).
+    s3_factory: Callable[[], Any] = field(default_factory=lambda: unavailable("s3"))
 
     @cached_property
     def settings(self) -> Any:
@@ -49,6 +55,10 @@ class Deps:
     @cached_property
     def application_autoscaling(self) -> Any:
         return self.application_autoscaling_factory()
+
+    @cached_property
+    def s3(self) -> Any:
+        return self.s3_factory()
 
     @cached_property
     def store(self) -> Any:

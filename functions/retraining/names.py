@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-Stage = Literal["hpo", "final"]
+Stage = Literal["data", "hpo", "final"]
 FINAL_SUFFIX = "-final"
+DATA_SUFFIX = "-data"
 RUN_ID = re.compile(r"r\d{14}[0-9a-f]{4}")
 
 
@@ -17,6 +18,10 @@ def tuning_job_name(prefix: str, run_id: str) -> str:
 
 def final_training_job_name(prefix: str, run_id: str) -> str:
     return f"{prefix}-{run_id}{FINAL_SUFFIX}"
+
+
+def data_job_name(prefix: str, run_id: str) -> str:
+    return f"{prefix}-{run_id}{DATA_SUFFIX}"
 
 
 def model_name(prefix: str, run_id: str) -> str:
@@ -44,6 +49,15 @@ def run_id_from_tuning_job(prefix: str, name: str) -> str | None:
 def run_id_from_final_job(prefix: str, name: str) -> str | None:
     """The run id inside ``<prefix>-<run_id>-final``; None for HPO trials (whose names are
     ``<tuning job>-<nnn>-<hash>``) and foreign jobs."""
-    if not name.endswith(FINAL_SUFFIX):
+    return _run_id_before(prefix, name, FINAL_SUFFIX)
+
+
+def run_id_from_data_job(prefix: str, name: str) -> str | None:
+    """The run id inside ``<prefix>-<run_id>-data``; None for any other job."""
+    return _run_id_before(prefix, name, DATA_SUFFIX)
+
+
+def _run_id_before(prefix: str, name: str, suffix: str) -> str | None:
+    if not name.endswith(suffix):
         return None
-    return run_id_from_tuning_job(prefix, name[: -len(FINAL_SUFFIX)])
+    return run_id_from_tuning_job(prefix, name[: -len(suffix)])

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class RunStatus(StrEnum):
+    PREPARING_DATA = "PREPARING_DATA"  # the training data prefix was empty: a job fills it
     TUNING = "TUNING"
     TRAINING = "TRAINING"
     DEPLOYING = "DEPLOYING"
@@ -22,7 +23,7 @@ class RunStatus(StrEnum):
 
 #: A run in one of these holds the "one active run" slot.
 ACTIVE_STATUSES: frozenset[RunStatus] = frozenset(
-    {RunStatus.TUNING, RunStatus.TRAINING, RunStatus.DEPLOYING}
+    {RunStatus.PREPARING_DATA, RunStatus.TUNING, RunStatus.TRAINING, RunStatus.DEPLOYING}
 )
 TERMINAL_STATUSES: frozenset[RunStatus] = frozenset(set(RunStatus) - ACTIVE_STATUSES)
 
@@ -57,6 +58,7 @@ class RunRecord(BaseModel):
     created_at: str = Field(default_factory=utc_now)
     updated_at: str = Field(default_factory=utc_now)
     overrides: dict[str, Any] = Field(default_factory=dict)
+    data_job_name: str | None = None  # the job that prepared CIFAR-100 (first run only)
     tuning_job_name: str | None = None
     warm_start_parent: str | None = None  # the tuning job this run's search started from
     training_job_name: str | None = None
@@ -81,6 +83,11 @@ class RunAlreadyActive(Exception):
     def __init__(self, active_run_id: str | None) -> None:
         super().__init__(f"run {active_run_id} is still active")
         self.active_run_id = active_run_id
+
+
+class DataMissing(ValueError):
+    """start_run was refused: the training channel is empty and the stack cannot fill it
+    by itself (checked before the slot is taken: no run record is written)."""
 
 
 class RunNotFound(Exception):

@@ -15,6 +15,7 @@ from retraining.settings import Settings
 
 HPO_PROGRAM = "hpo.py"
 FINAL_PROGRAM = "train_model.py"
+DATA_PROGRAM = "prepare_data.py"
 INFERENCE_PROGRAM = "inference.py"
 #: Where SageMaker unpacks model.tar.gz; train_model.py puts model_handler into its code/.
 MODEL_CODE_DIR = "/opt/ml/model/code"
@@ -272,6 +273,43 @@ def final_training_request(
         **_spot(settings, run_id),
         **debugger_config(settings, run_id),
         "Tags": names.tags(prefix, run_id, "final"),
+    }
+
+
+def data_location(settings: Settings) -> str | None:
+    """The prefix ``prepare_data.py --output`` writes (it fills ``<prefix>/train`` and
+    ``<prefix>/test``): the common parent of the two channel URIs, or None when they are not
+    siblings named train and test (then only the user can put data there)."""
+    train, test = settings.train_data_s3_uri.rstrip("/"), settings.test_data_s3_uri.rstrip("/")
+    parent, _, leaf = train.rpartition("/")
+    if leaf != "train" or test != f"{parent}/test" or not parent.startswith("s3://"):
+        return None
+    return parent
+
+
+def data_job_request(settings: Settings, run_id: str, output: str) -> dict[str, Any]:
+    """CreateTrainingJob running ``prepare_data.py --output <output>`` in the training image:
+    torchvision downloads CIFAR-100 (training jobs have internet access unless network
+    isolation or a VPC without NAT is configured) and the script uploads both channels."""
+    prefix = settings.resource_prefix
+    return {
+        "TrainingJobName": names.data_job_name(prefix, run_id),
+        "HyperParameters": {
+            "output": output,
+            "layout": "cifar",
+            "sagemaker_program": DATA_PROGRAM,
+            "sagemaker_submit_directory": settings.training_source_s3_uri,
+            "sagemaker_region": settings.aws_region,
+        },
+        "AlgorithmSpecification": {
+            "TrainingImage": settings.training_image_uri,
+            "TrainingInputMode": "File",
+        },
+        "RoleArn": settings.sagemaker_role_arn,
+        "OutputDataConfig": {"S3OutputPath": f"{s3_run_prefix(settings, run_id)}/data"},
+        "ResourceConfig": _resources(settings, settings.data_instance_type),
+        "StoppingCondition": {"MaxRuntimeInSeconds": settings.data_max_runtime_s},
+        "Tags": names.tags(prefix, run_id, "data"),
     }
 
 

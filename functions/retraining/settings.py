@@ -7,6 +7,7 @@ e.g. ``ENDPOINT_NAME``; list values are comma-separated. Documented in the READM
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
@@ -18,6 +19,15 @@ PREDICT_MAX_ATTEMPTS = 2
 #: Worst-case seconds /predict may spend on the endpoint: leaves API Gateway's 29 s room for
 #: the Lambda's own work.
 PREDICT_BUDGET_S = 26.0
+
+#: Attempts of the control-plane clients (SageMaker, DynamoDB, Application Auto Scaling).
+ORCHESTRATION_MAX_ATTEMPTS = 3
+#: Seconds a function keeps after one call's worst case: to log, record and raise cleanly
+#: instead of being killed by Lambda in the middle of a run-record write.
+FUNCTION_MARGIN_S = 5.0
+#: The AWS Deep Learning Containers for PyTorch 2.x ship no smdebug (SageMaker Debugger's
+#: hook library supports PyTorch up to 1.12 and is not installed in the 2.x images).
+_DLC_WITHOUT_SMDEBUG = re.compile(r"/pytorch-training:(?:[2-9]|\d{2,})\.")
 
 CommaList = Annotated[list[str], NoDecode]
 CommaInts = Annotated[list[int], NoDecode]
@@ -58,6 +68,11 @@ class Settings(BaseSettings):
     max_jobs: int = Field(8, ge=1, le=100)
     max_parallel_jobs: int = Field(2, ge=1, le=10)
     debugger_enabled: bool = False
+    # First run: an empty training-data prefix is filled by a SageMaker job running
+    # training/prepare_data.py (CIFAR-100), then tuning starts.
+    prepare_data: bool = True
+    data_instance_type: str = "ml.m5.xlarge"
+    data_max_runtime_s: int = Field(3600, ge=60, le=24 * 3600)
 
     # Quality gate and deployment
     gate_min_accuracy: float = Field(0.5, ge=0.0, le=1.0)
@@ -92,6 +107,13 @@ class Settings(BaseSettings):
     endpoint_scale_out_cooldown_s: int = Field(60, ge=0, le=3600)
     endpoint_scale_in_cooldown_s: int = Field(300, ge=0, le=3600)
 
+    # Control-plane clients: ORCHESTRATION_MAX_ATTEMPTS x (connect + read) must leave
+    # FUNCTION_MARGIN_S of FUNCTION_TIMEOUT_S (the function's Lambda timeout, set by the
+    # template next to Timeout), or one slow call outlives the function (checked below).
+    function_timeout_s: float = Field(60.0, gt=0, le=900)
+    aws_connect_timeout_s: float = Field(2.0, gt=0)
+    aws_read_timeout_s: float = Field(5.0, gt=0)
+
     # API
     max_image_bytes: int = 4 * 1024 * 1024
     # PREDICT_MAX_ATTEMPTS * (connect + read) must stay below API Gateway's 29 s integration
@@ -124,4 +146,21 @@ class Settings(BaseSettings):
                 f"{PREDICT_MAX_ATTEMPTS} x (PREDICT_CONNECT_TIMEOUT_S + PREDICT_READ_TIMEOUT_S) "
                 f"= {worst:g} s exceeds {PREDICT_BUDGET_S:g} s (API Gateway times out at 29 s)"
             )
+        self._check_client_budget()
+        if self.debugger_enabled and _DLC_WITHOUT_SMDEBUG.search(self.training_image_uri):
+            raise ValueError(
+                "DEBUGGER_ENABLED=true needs a training image with smdebug installed: "
+                f"{self.training_image_uri} is a PyTorch 2.x Deep Learning Container, which "
+                "ships none, so the Debugger hook would silently record nothing (set "
+                "TrainingImageUri to an image with smdebug, or leave the debugger off)"
+            )
         return self
+
+    def _check_client_budget(self) -> None:
+        worst = ORCHESTRATION_MAX_ATTEMPTS * (self.aws_connect_timeout_s + self.aws_read_timeout_s)
+        if worst > self.function_timeout_s - FUNCTION_MARGIN_S:
+            raise ValueError(
+                f"{ORCHESTRATION_MAX_ATTEMPTS} x (AWS_CONNECT_TIMEOUT_S + AWS_READ_TIMEOUT_S) = "
+                f"{worst:g} s leaves less than {FUNCTION_MARGIN_S:g} s of the function's "
+                f"FUNCTION_TIMEOUT_S={self.function_timeout_s:g} s"
+            )

@@ -1,10 +1,10 @@
 """Is the run holding the active slot stuck?
 
-A run can hold the single active slot forever when the process died between taking it and
-CreateHyperParameterTuningJob, or when the state-change event that would move it on was
-dead-lettered: every later POST /jobs/tune answers 409 and every schedule tick skips.
-``start_run`` asks :func:`stuck_reason` about the holder before refusing, and ends a stuck
-holder FAILED with the reason.
+A run could hold the single active slot forever when the process died between taking it
+and the first Create* call, or when a job never ends: every later POST /jobs/tune would
+answer 409 and every schedule tick skip. ``workflow.reconcile`` ends such a run FAILED
+(:func:`age_reason`, :func:`missing_job_reason`), and ``start_run`` asks
+:func:`stuck_reason` about the holder before refusing.
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ GRACE = timedelta(minutes=15)
 
 log = logging.getLogger(__name__)
 
-_TERMINAL_JOB_STATUSES = {"Completed", "Failed", "Stopped"}
+#: TrainingJobStatus / HyperParameterTuningJobStatus values after which nothing changes
+#: (the service model's enums; both spell them the same).
+TERMINAL_JOB_STATUSES = frozenset({"Completed", "Failed", "Stopped"})
 
 
 def worst_case_duration(settings: Settings, overrides: dict[str, Any]) -> timedelta:
@@ -39,7 +41,27 @@ def worst_case_duration(settings: Settings, overrides: dict[str, Any]) -> timede
     parallel = overrides.get("max_parallel_jobs") or settings.max_parallel_jobs
     job_s = settings.spot_max_wait_s if settings.spot_training else settings.max_runtime_s
     waves = math.ceil(max_jobs / parallel)
-    return timedelta(seconds=(waves + 1) * job_s) + DEPLOYMENT_ALLOWANCE
+    data_s = settings.data_max_runtime_s if settings.prepare_data else 0
+    return timedelta(seconds=(waves + 1) * job_s + data_s) + DEPLOYMENT_ALLOWANCE
+
+
+def age_reason(run: RunRecord, settings: Settings, now: datetime) -> str | None:
+    """Why ``run`` is stuck by age alone: older than any legitimate run."""
+    bound = worst_case_duration(settings, run.overrides)
+    if now - _parse(run.created_at) > bound:
+        return (
+            f"no progress since {run.updated_at}: still {run.status.value} after the "
+            f"worst-case run duration of {bound}"
+        )
+    return None
+
+
+def missing_job_reason(run: RunRecord, kind: str, name: str, now: datetime) -> str | None:
+    """Why ``run`` is stuck when the job it waits for does not exist: past GRACE, its
+    Create* call never happened (a job created a moment ago may not be visible yet)."""
+    if now - _parse(run.updated_at) <= GRACE:
+        return None
+    return f"{kind} {name} does not exist but the run is {run.status.value}"
 
 
 def stuck_reason(
@@ -47,32 +69,30 @@ def stuck_reason(
 ) -> str | None:
     """Why ``run`` (active) is stuck, or None when it may still be making progress."""
     now = now or datetime.now(UTC)
-    created, updated = _parse(run.created_at), _parse(run.updated_at)
-    bound = worst_case_duration(settings, run.overrides)
-    if now - created > bound:
-        return (
-            f"no progress since {run.updated_at}: still {run.status.value} after the "
-            f"worst-case run duration of {bound}"
-        )
-    awaited = _awaited_job(run)
-    if awaited is None or now - updated <= GRACE:  # a delivery may be in flight
+    if reason := age_reason(run, settings, now):
+        return reason
+    awaited = awaited_job(run)
+    if awaited is None or now - _parse(run.updated_at) <= GRACE:  # a delivery may be in flight
         return None
     kind, name = awaited
     try:
-        status, ended = _describe(sagemaker, kind, name)
+        found = describe_job(sagemaker, kind, name)
     except Exception as error:
         if isinstance(error, ClientError) and is_not_found(error):
-            return f"{kind} {name} does not exist but the run is {run.status.value}"
+            return missing_job_reason(run, kind, name, now)
         log.warning("could not describe %s %s: %s", kind, name, error)
         return None  # throttled, denied, unreachable: do not guess, keep refusing
-    if status in _TERMINAL_JOB_STATUSES and ended is not None and now - ended > GRACE:
+    status, ended = job_status(kind, found), job_end(kind, found)
+    if status in TERMINAL_JOB_STATUSES and ended is not None and now - ended > GRACE:
         return f"{kind} {name} is {status} but no event arrived since {ended:%Y-%m-%dT%H:%M:%SZ}"
     return None
 
 
-def _awaited_job(run: RunRecord) -> tuple[str, str] | None:
+def awaited_job(run: RunRecord) -> tuple[str, str] | None:
     """The SageMaker job whose state-change event the run waits for (none while DEPLOYING:
     the age bound covers it)."""
+    if run.status is RunStatus.PREPARING_DATA and run.data_job_name:
+        return "training job", run.data_job_name
     if run.status is RunStatus.TUNING and run.tuning_job_name:
         return "tuning job", run.tuning_job_name
     if run.status is RunStatus.TRAINING and run.training_job_name:
@@ -80,16 +100,20 @@ def _awaited_job(run: RunRecord) -> tuple[str, str] | None:
     return None
 
 
-def _describe(sagemaker: Any, kind: str, name: str) -> tuple[str, datetime | None]:
-    """(status, end time) of the job."""
+def describe_job(sagemaker: Any, kind: str, name: str) -> dict[str, Any]:
     if kind == "tuning job":
-        found = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
-        status = found["HyperParameterTuningJobStatus"]
-        ended = found.get("HyperParameterTuningEndTime")
-    else:
-        found = sagemaker.describe_training_job(TrainingJobName=name)
-        status, ended = found["TrainingJobStatus"], found.get("TrainingEndTime")
-    return status, ended or found.get("LastModifiedTime")
+        return sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+    return sagemaker.describe_training_job(TrainingJobName=name)
+
+
+def job_status(kind: str, found: dict[str, Any]) -> str:
+    key = "HyperParameterTuningJobStatus" if kind == "tuning job" else "TrainingJobStatus"
+    return str(found[key])
+
+
+def job_end(kind: str, found: dict[str, Any]) -> datetime | None:
+    key = "HyperParameterTuningEndTime" if kind == "tuning job" else "TrainingEndTime"
+    return found.get(key) or found.get("LastModifiedTime")
 
 
 def _parse(timestamp: str) -> datetime:

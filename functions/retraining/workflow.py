@@ -13,10 +13,11 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from retraining import autoscaling, names, sagemaker_requests
-from retraining.aws_errors import error_code, error_message, is_retryable
+from retraining.aws_errors import error_code, error_message, is_not_found, is_retryable
 from retraining.best_job import NoBestJob, best_job, first_failure
 from retraining.deployment import create_once, deploy
 from retraining.events import (
@@ -31,6 +32,7 @@ from retraining.overrides import TuneOverrides
 from retraining.quality_gate import decide, final_metrics
 from retraining.records import (
     ACTIVE_STATUSES,
+    DataMissing,
     RunAlreadyActive,
     RunRecord,
     RunStatus,
@@ -39,7 +41,15 @@ from retraining.records import (
     new_run_id,
     utc_now,
 )
-from retraining.stuck_runs import stuck_reason
+from retraining.stuck_runs import (
+    TERMINAL_JOB_STATUSES,
+    age_reason,
+    awaited_job,
+    describe_job,
+    job_status,
+    missing_job_reason,
+    stuck_reason,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,19 +89,23 @@ def _guarded(deps: Any, run_id: str, step: Callable[[], Outcome]) -> Outcome:
 
 def start_run(trigger: Trigger, overrides: TuneOverrides, deps: Any) -> RunRecord:
     """Take the single active slot (conditional write; RunAlreadyActive when taken), then
-    start the tuning job. If SageMaker refuses, the run ends FAILED (freeing the slot) and
-    the error propagates to the caller."""
+    start the first job: the data-preparation job when the training-data prefix is empty
+    (first run after a deploy), else the tuning job. If SageMaker refuses, the run ends
+    FAILED (freeing the slot) and the error propagates to the caller."""
     settings, store = deps.settings, deps.store
     overrides.check_allowed(settings.allowed_instance_types)
     run_id = new_run_id()
     champion = store.get_champion() if settings.warm_start else None
     parent = (champion or {}).get("tuning_job_name")
+    data_output = _data_to_prepare(deps)
+    prefix = settings.resource_prefix
     record = RunRecord(
         run_id=run_id,
         trigger=trigger,
-        status=RunStatus.TUNING,
+        status=RunStatus.PREPARING_DATA if data_output else RunStatus.TUNING,
         overrides=overrides.model_dump(mode="json", exclude_none=True),
-        tuning_job_name=names.tuning_job_name(settings.resource_prefix, run_id),
+        data_job_name=names.data_job_name(prefix, run_id) if data_output else None,
+        tuning_job_name=names.tuning_job_name(prefix, run_id),
         warm_start_parent=parent,
         endpoint_name=settings.endpoint_name,
     )
@@ -102,12 +116,37 @@ def start_run(trigger: Trigger, overrides: TuneOverrides, deps: Any) -> RunRecor
             raise
         run = store.create(record)  # once: a concurrent start may have taken the slot
     try:
+        if data_output:
+            request = sagemaker_requests.data_job_request(settings, run_id, data_output)
+            create_once(deps.sagemaker.create_training_job, request)
+            log.info("run %s started data job %s", run_id, run.data_job_name)
+            return run
         run = _create_tuning_job(deps, run, overrides, parent)
     except Exception as error:
-        _fail(deps, run_id, f"could not start tuning: {error_message(error)}")
+        _fail(deps, run_id, f"could not start {run.status.value.lower()}: {error_message(error)}")
         raise
     log.info("run %s started tuning job %s", run_id, run.tuning_job_name)
     return run
+
+
+def _data_to_prepare(deps: Any) -> str | None:
+    """Where the data job must write, when the training-data prefix holds no object and the
+    stack prepares data itself (PREPARE_DATA); None when there is data (or it is off)."""
+    settings = deps.settings
+    if not settings.prepare_data:
+        return None
+    bucket, _, key = settings.train_data_s3_uri.removeprefix("s3://").partition("/")
+    listed = deps.s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    if listed.get("KeyCount", len(listed.get("Contents", []))):
+        return None
+    output = sagemaker_requests.data_location(settings)
+    if output is None:
+        raise DataMissing(
+            f"no training data under {settings.train_data_s3_uri}, and it cannot be prepared "
+            "there (TRAIN_DATA_S3_URI and TEST_DATA_S3_URI must be <prefix>/train/ and "
+            "<prefix>/test/): upload it with training/prepare_data.py --output s3://..."
+        )
+    return output
 
 
 def _create_tuning_job(
@@ -130,8 +169,8 @@ def _create_tuning_job(
     create_once(create, sagemaker_requests.tuning_job_request(settings, run.run_id, overrides))
     return deps.store.transition(
         run.run_id,
-        RunStatus.TUNING,
-        expected={RunStatus.TUNING},
+        run.status,
+        expected={run.status},
         reason=f"warm start from {parent} refused ({refusal}); tuning without warm start",
         warm_start_parent=None,
     )
@@ -159,6 +198,21 @@ def _release_if_stuck(deps: Any, run_id: str | None) -> bool:
     return True
 
 
+# -- data prepared -------------------------------------------------------------------------
+
+
+def _start_tuning(deps: Any, run: RunRecord) -> Outcome:
+    overrides = TuneOverrides.model_validate(run.overrides)
+    _create_tuning_job(deps, run, overrides, run.warm_start_parent)
+    deps.store.transition(
+        run.run_id,
+        RunStatus.TUNING,
+        expected={RunStatus.PREPARING_DATA},
+        reason=f"data prepared by {run.data_job_name}",
+    )
+    return _outcome("tuning", run.run_id, tuning_job_name=run.tuning_job_name)
+
+
 # -- tuning finished ------------------------------------------------------------------------
 
 
@@ -171,6 +225,10 @@ def on_tuning_job_state_change(event: dict[str, Any], deps: Any) -> Outcome:
     run_id = names.run_id_from_tuning_job(prefix, name)
     if run_id is None:
         return _outcome("ignored", reason=f"{name} is not a {prefix} tuning job")
+    return _on_tuning_job(deps, run_id, name, status, body)
+
+
+def _on_tuning_job(deps: Any, run_id: str, name: str, status: str, body: dict[str, Any]) -> Outcome:
     return _on_job_finished(
         deps,
         run_id,
@@ -253,11 +311,33 @@ def _start_final_training(deps: Any, run: RunRecord, tuning_job: str) -> Outcome
 def on_training_job_state_change(event: dict[str, Any], deps: Any) -> Outcome:
     body = detail(event, TRAINING_DETAIL_TYPE, "TrainingJobName", "TrainingJobStatus")
     name, status = body["TrainingJobName"], body["TrainingJobStatus"]
-    run_id = names.run_id_from_final_job(deps.settings.resource_prefix, name)
-    stage = tags(body).get("stage")
-    # HPO trials emit the same event: only the run's final job (name and tag) goes on.
+    prefix = deps.settings.resource_prefix
+    stage = tags(body).get("stage")  # both documented Tags shapes (events.tags)
+    # HPO trials emit the same event: only the run's final and data jobs (name and, when
+    # the event carries it, tag) go on.
+    if (run_id := names.run_id_from_data_job(prefix, name)) and stage in (None, "data"):
+        return _on_data_job(deps, run_id, name, status, body)
+    run_id = names.run_id_from_final_job(prefix, name)
     if run_id is None or stage not in (None, "final"):
-        return _outcome("ignored", reason=f"{name} is not a final training job")
+        return _outcome("ignored", reason=f"{name} is not a final or data training job")
+    return _on_final_job(deps, run_id, name, status, body)
+
+
+def _on_data_job(deps: Any, run_id: str, name: str, status: str, body: dict[str, Any]) -> Outcome:
+    return _on_job_finished(
+        deps,
+        run_id,
+        name,
+        status,
+        body,
+        expected=RunStatus.PREPARING_DATA,
+        job_field="data_job_name",
+        kind="data job",
+        proceed=lambda run: _start_tuning(deps, run),
+    )
+
+
+def _on_final_job(deps: Any, run_id: str, name: str, status: str, body: dict[str, Any]) -> Outcome:
     return _on_job_finished(
         deps,
         run_id,
@@ -326,11 +406,9 @@ def on_endpoint_state_change(event: dict[str, Any], deps: Any) -> Outcome:
 
 
 def _deploying_run(deps: Any, endpoint_name: str) -> RunRecord | None:
-    # One active run at a time, and it is the newest: a short page is enough.
-    runs, _ = deps.store.list(limit=5)
-    for run in runs:
-        if run.status is RunStatus.DEPLOYING and run.endpoint_name == endpoint_name:
-            return run
+    run = _active_run(deps)
+    if run and run.status is RunStatus.DEPLOYING and run.endpoint_name == endpoint_name:
+        return run
     return None
 
 
@@ -371,6 +449,76 @@ def _settle_deployment(deps: Any, run: RunRecord) -> Outcome:
             deps, run.run_id, failure or f"{run.endpoint_name} {endpoint['EndpointStatus']}"
         )
     return _outcome("waiting", run.run_id, status=endpoint["EndpointStatus"])
+
+
+# -- reconcile (level-triggered) -------------------------------------------------------------
+
+
+def reconcile(deps: Any, now: datetime | None = None) -> Outcome:
+    """Take the step the active run's lost event would have taken.
+
+    Events are the fast path; this is the guarantee. Run on a schedule (and on demand), it
+    reads the active run and SageMaker's own state (Describe*) and goes through the same
+    step functions and conditional writes as the event handlers, so racing a duplicate or
+    late event changes nothing: one of them wins the write, the other finds it stale.
+    """
+    run = _active_run(deps)
+    if run is None:
+        return _outcome("idle")
+    now = now or datetime.now(UTC)
+    if run.status is RunStatus.DEPLOYING:
+        return _settle_later(deps, run, lambda: _settle_deployment(deps, run))
+    awaited = awaited_job(run)
+    if awaited is None:  # an active status without its job name: only the age bound helps
+        return _end_if(deps, run, age_reason(run, deps.settings, now))
+    kind, name = awaited
+    try:
+        description = describe_job(deps.sagemaker, kind, name)
+    except Exception as error:
+        if not is_not_found(error):
+            raise  # throttled, denied: the next tick asks again
+        # The process died before Create*, or the job is not visible yet.
+        reason = age_reason(run, deps.settings, now) or missing_job_reason(run, kind, name, now)
+        return _end_if(deps, run, reason)
+    status = job_status(kind, description)
+    if status not in TERMINAL_JOB_STATUSES:
+        return _end_if(deps, run, age_reason(run, deps.settings, now), status=status)
+    step = {
+        RunStatus.PREPARING_DATA: _on_data_job,
+        RunStatus.TUNING: _on_tuning_job,
+        RunStatus.TRAINING: _on_final_job,
+    }[run.status]
+    return _settle_later(deps, run, lambda: step(deps, run.run_id, name, status, description))
+
+
+def _settle_later(deps: Any, run: RunRecord, step: Callable[[], Outcome]) -> Outcome:
+    """A step that cannot finish yet (the endpoint is busy, throttling) is simply taken
+    again at the next reconcile: no retry budget to exhaust, nothing dead-lettered."""
+    try:
+        return step()
+    except Exception as error:
+        if not is_retryable(error):
+            raise
+        log.info("run %s: not yet (%s)", run.run_id, error_message(error))
+        return _outcome("waiting", run.run_id, reason=error_message(error))
+
+
+def _end_if(deps: Any, run: RunRecord, reason: str | None, **extra: Any) -> Outcome:
+    """End the run FAILED when there is a reason to, else report that it waits."""
+    if reason is None:
+        return _outcome("waiting", run.run_id, **extra)
+    log.warning("run %s is stuck, ending it: %s", run.run_id, reason)
+    with contextlib.suppress(StaleTransition):  # lost: it moved on by itself
+        deps.store.transition(
+            run.run_id, RunStatus.FAILED, expected={run.status}, reason=reason, error=reason
+        )
+    return _outcome("failed", run.run_id, reason=reason)
+
+
+def _active_run(deps: Any) -> RunRecord | None:
+    # One active run at a time, and it is the newest: a short page is enough.
+    runs, _ = deps.store.list(limit=5)
+    return next((run for run in runs if run.active), None)
 
 
 def _register_autoscaling(deps: Any) -> str | None:

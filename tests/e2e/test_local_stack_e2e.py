@@ -3,7 +3,8 @@
 Generated sample data (a learnable signal), 32 px images, no pretrained weights:
 tune (2 trials) -> best job -> instrumented training -> gate -> deploy -> /predict answers
 from the new model; a run made worse on purpose is REJECTED and the served model stays;
-the stack killed mid-run comes back with a truthful record.
+the stack killed mid-run comes back with a truthful record; with every SageMaker event
+dropped, a run still reaches DEPLOYED through the reconcile schedule alone.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ def free_port() -> int:
 class Stack:
     """``python -m local`` as a person runs it, on a temporary state folder."""
 
-    def __init__(self, root: Path) -> None:
-        self.root, self.port = root, free_port()
+    def __init__(self, root: Path, *extra: str) -> None:
+        self.root, self.port, self.extra = root, free_port(), extra
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -57,6 +58,7 @@ class Stack:
                 "--sample-data",
                 "--port",
                 str(self.port),
+                *self.extra,
             ],
             cwd=REPO,
             env=env,
@@ -240,3 +242,31 @@ def test_killed_mid_run_then_restarted_keeps_a_truthful_record(stack: Stack) -> 
     assert [h["status"] for h in run["history"]] == ["TUNING", "FAILED"]
     # The champion is still served after the restart.
     assert stack.predict(sample(stack, "forest")).status_code == 200
+
+
+def test_a_run_whose_sagemaker_events_are_all_lost_is_deployed_by_the_reconciler(
+    tmp_path: Path,
+) -> None:
+    lossy = Stack(tmp_path, "--drop-sagemaker-events", "--reconcile-seconds", "2")
+    lossy.start()
+    try:
+        run = lossy.wait(lossy.tune(GOOD), TERMINAL, timeout=300)
+        assert run["status"] == "DEPLOYED", run
+        assert [h["status"] for h in run["history"]] == [
+            "TUNING",
+            "TRAINING",
+            "DEPLOYING",
+            "DEPLOYED",
+        ]
+        # Nothing reached a SageMaker rule: the schedule alone moved the run.
+        journal = [
+            json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()
+        ]
+        assert {entry["event"]["source"] for entry in journal} == {"aws.events"}
+        assert "dropped SageMaker Training Job State Change" in lossy.log_tail()
+        # On demand, as invoking the cloud's ReconcileFunction: nothing is active now.
+        idle = httpx.post(f"{lossy.url}/local/reconcile", timeout=30)
+        assert idle.json() == {"action": "idle", "run_id": None}
+        assert lossy.predict(sample(lossy, "sea")).status_code == 200
+    finally:
+        lossy.kill(signal.SIGTERM)

@@ -11,7 +11,7 @@ from api.errors import ApiError
 from api.responses import error_responses
 from api.schemas import RunPage, TuneAccepted
 from retraining.overrides import InstanceTypeNotAllowed, TuneOverrides
-from retraining.records import RunAlreadyActive, RunRecord
+from retraining.records import DataMissing, RunAlreadyActive, RunRecord
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -52,6 +52,8 @@ async def start_tuning(
         record = await call_blocking(request, start_run, "api", overrides, deps)
     except InstanceTypeNotAllowed as exc:  # start_run checks before taking the slot
         raise ApiError(422, "instance_type_not_allowed", str(exc)) from None
+    except DataMissing as exc:  # also before the slot: no run record is written
+        raise ApiError(409, "training_data_missing", str(exc)) from None
     except RunAlreadyActive as exc:
         active = exc.active_run_id
         headers = {"Location": external_path(request, f"/jobs/{active}")} if active else None

@@ -38,6 +38,8 @@ def settings() -> Settings:
         max_image_bytes=MAX_IMAGE_BYTES,
         allowed_instance_types=ALLOWED,
         warm_start=False,
+        prepare_data=False,  # the data-preparation step has its own tests
+        function_timeout_s=29,
         aws_region="us-east-1",
         artifact_bucket="cifar100-artifacts",
         sagemaker_role_arn=f"arn:aws:iam::{ACCOUNT}:role/cifar100-sagemaker",

@@ -44,6 +44,8 @@ def make_settings(**changes: Any) -> Settings:
         "gate_min_accuracy": 0.5,
         "gate_margin": 0.01,
         "aws_region": "us-east-1",
+        # The data-preparation step has its own tests (test_reconcile_and_data.py).
+        "prepare_data": False,
     }
     values.update(changes)
     return Settings(_env_file=None, **values)

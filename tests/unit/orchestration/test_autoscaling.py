@@ -362,17 +362,31 @@ def test_capacity_below_one_is_refused():
         make_settings(endpoint_min_capacity=0)
 
 
-def test_default_factory_builds_a_retrying_boto3_client(monkeypatch):
+def test_without_a_factory_no_real_client_is_built(monkeypatch):
+    """The local stack's call shape: no auto-scaling factory given. It must fail clearly,
+    never fall back to real AWS with whatever credentials the shell holds."""
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     deps = Deps(
         settings_factory=make_settings,
         sagemaker_factory=lambda: None,
         sagemaker_runtime_factory=lambda: None,
         store_factory=lambda: None,
-    )  # the local stack's call shape: no auto-scaling factory given
+    )
+    with pytest.raises(RuntimeError, match="no application-autoscaling client is wired"):
+        _ = deps.application_autoscaling
+
+
+def test_lambda_wiring_builds_retrying_clients_within_the_function_budget(monkeypatch):
+    from retraining.aws import deps_from_env
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("FUNCTION_TIMEOUT_S", "60")
+    deps = deps_from_env()
     client = deps.application_autoscaling
     assert client.meta.service_model.service_name == "application-autoscaling"
     assert client.meta.region_name == "eu-west-1"
     assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 3}
-    assert client.meta.config.connect_timeout == 2.0
+    assert (client.meta.config.connect_timeout, client.meta.config.read_timeout) == (2.0, 5.0)
     assert deps.application_autoscaling is client  # built once
+    assert deps.sagemaker.meta.config.read_timeout == 5.0
+    assert deps.s3.meta.service_model.service_name == "s3"

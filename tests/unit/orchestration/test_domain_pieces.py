@@ -100,7 +100,7 @@ def test_deps_from_env_builds_configured_clients_lazily(monkeypatch):
     assert "sagemaker" not in deps.__dict__  # nothing built until first use
     config = deps.sagemaker.meta.config
     assert config.retries == {"mode": "standard", "total_max_attempts": 3}
-    assert (config.connect_timeout, config.read_timeout) == (2.0, 20.0)
+    assert (config.connect_timeout, config.read_timeout) == (2.0, 5.0)
     runtime = deps.sagemaker_runtime.meta.config
     assert runtime.read_timeout == 7.0
     assert runtime.retries == {"mode": "standard", "total_max_attempts": 2}
@@ -116,6 +116,37 @@ def test_predict_client_default_stays_inside_api_gateways_29_s(monkeypatch):
     attempts = config.retries["total_max_attempts"]
     assert attempts == 2
     assert attempts * (config.connect_timeout + config.read_timeout) <= 24.0
+
+
+@pytest.mark.parametrize("function_timeout_s", [60.0, 29.0])
+def test_control_plane_clients_fit_in_each_functions_timeout(monkeypatch, function_timeout_s):
+    """Worst case of one call: every attempt connects and reads to its timeout (standard
+    mode retries read timeouts). It must leave the function time to record and raise."""
+    monkeypatch.setenv("FUNCTION_TIMEOUT_S", str(function_timeout_s))
+    deps = aws.deps_from_env()
+    for client in (deps.sagemaker, deps.s3, deps.application_autoscaling):
+        config = client.meta.config
+        worst = config.retries["total_max_attempts"] * (
+            config.connect_timeout + config.read_timeout
+        )
+        assert worst <= function_timeout_s - 5.0
+
+
+def test_client_timeouts_that_outlive_the_function_are_refused():
+    # The old wiring: 3 x (2 s + 20 s) = 66 s against a 60 s Lambda timeout.
+    with pytest.raises(ValueError, match="66 s leaves less than 5 s"):
+        Settings(_env_file=None, aws_read_timeout_s=20.0, function_timeout_s=60)
+    with pytest.raises(ValueError, match="FUNCTION_TIMEOUT_S=29"):
+        Settings(_env_file=None, aws_read_timeout_s=7.0, function_timeout_s=29)
+
+
+def test_debugger_on_an_image_without_smdebug_is_refused():
+    image = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.6.0-gpu-py312"
+    with pytest.raises(ValueError, match="ships none"):
+        Settings(_env_file=None, debugger_enabled=True, training_image_uri=image)
+    custom = "123456789012.dkr.ecr.us-east-1.amazonaws.com/my-training-with-smdebug:1"
+    assert Settings(_env_file=None, debugger_enabled=True, training_image_uri=custom)
+    assert Settings(_env_file=None, debugger_enabled=False, training_image_uri=image)
 
 
 def test_predict_timeouts_that_outlive_api_gateway_are_refused():

@@ -173,7 +173,11 @@ def test_final_job_drops_sagemakers_internal_hyperparameters():
 
 
 def test_debugger_on_records_every_epoch_runs_the_rules_and_profiles():
-    settings = make_settings(debugger_enabled=True, debugger_tensor_save_interval=50)
+    settings = make_settings(
+        debugger_enabled=True,
+        debugger_tensor_save_interval=50,
+        training_image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/training-with-smdebug:1",
+    )
     request = sagemaker_requests.final_training_request(settings, RUN_ID, TuneOverrides(), BEST)
     assert_valid("CreateTrainingJob", request)
     hook = request["DebugHookConfig"]

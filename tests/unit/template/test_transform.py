@@ -22,6 +22,7 @@ JOB_FUNCTIONS = {
     "StartScheduledRunFunction",
     "TuningJobStateChangeFunction",
     "TrainingJobStateChangeFunction",
+    "ReconcileFunction",
 }
 ORCHESTRATION_FUNCTIONS = JOB_FUNCTIONS | {"EndpointStateChangeFunction"}
 READ_VERBS = ("Describe", "List", "Get", "BatchGet", "BatchCheck")
@@ -80,7 +81,7 @@ def test_sagemaker_actions_are_scoped_to_this_stacks_names(transformed: dict[str
     prefix = "arn:aws:sagemaker:us-east-1:123456789012:"
     allowed = re.compile(
         rf"^{re.escape(prefix)}("
-        r"(hyper-parameter-tuning-job|training-job|model|endpoint-config)/cifar100-\*"
+        r"(hyper-parameter-tuning-job|training-job|model|endpoint-config)/cifar100-\*(-data)?"
         r"|endpoint/cifar100-classifier)$"
     )
     checked = 0
@@ -132,8 +133,8 @@ def test_each_function_gets_only_what_it_calls(transformed: dict[str, Any]) -> N
         "sagemaker:InvokeEndpoint",
         "sagemaker:CreateHyperParameterTuningJob",
     }
+    # CreateTrainingJob only for the data job (<prefix>-*-data: the scoping test above).
     assert not sagemaker("ApiFunctionRole") & {
-        "sagemaker:CreateTrainingJob",
         "sagemaker:CreateModel",
         "sagemaker:UpdateEndpoint",
     }
@@ -149,20 +150,24 @@ def test_each_function_gets_only_what_it_calls(transformed: dict[str, Any]) -> N
         for a in sagemaker("EndpointStateChangeFunctionRole")
     )
     bundler = statements(transformed, "SourceBundleFunctionRole")
-    assert [s["Action"] for s in bundler] == [["s3:GetObject", "s3:PutObject"], ["s3:ListBucket"]]
+    assert [s["Action"] for s in bundler] == [["s3:PutObject"], ["s3:ListBucket"]]
     assert bundler[0]["Resource"] == [{"Fn::Sub": "${ArtifactBucket.Arn}/code/*"}]
-    # Listing only under code/: enough for HeadObject to answer 404 (not 403) for a new bundle.
+    # Listing only under code/: the bundler's ListObjectsV2(Prefix=<key>) carries s3:prefix.
     assert bundler[1]["Condition"] == {"StringLike": {"s3:prefix": "code/*"}}
 
 
-def test_sagemaker_jobs_may_write_only_under_runs(transformed: dict[str, Any]) -> None:
+def test_sagemaker_jobs_may_write_only_under_runs_and_data(transformed: dict[str, Any]) -> None:
     writes = [
         s
         for s in statements(transformed, "SageMakerExecutionRole")
         if "s3:PutObject" in s["Action"]
     ]
-    # Every request builder puts outputs, TensorBoard, Debugger data and checkpoints there.
-    assert [s["Resource"] for s in writes] == [[{"Fn::Sub": "${ArtifactBucket.Arn}/runs/*"}]]
+    # Every request builder puts outputs, TensorBoard, Debugger data and checkpoints under
+    # runs/; the data job uploads the channels under data/.
+    assert [s["Resource"] for s in writes] == [
+        [{"Fn::Sub": "${ArtifactBucket.Arn}/runs/*"}],
+        [{"Fn::Sub": "${ArtifactBucket.Arn}/data/*"}],
+    ]
     from retraining.sagemaker_requests import s3_run_prefix
     from retraining.settings import Settings
 
@@ -202,7 +207,7 @@ def _sagemaker_event(detail_type: str, detail: dict[str, Any]) -> dict[str, Any]
     }
 
 
-def _training_event(name: str, status: str, tags: dict[str, str]) -> dict[str, Any]:
+def _training_event(name: str, status: str, tags: Any) -> dict[str, Any]:
     return _sagemaker_event(
         "SageMaker Training Job State Change",
         {
@@ -252,18 +257,32 @@ def matches(transformed: dict[str, Any]) -> Any:
 RUN = "r20261128030512ab12"
 
 
-def test_training_rule_matches_only_this_projects_final_job(matches: Any) -> None:
+@pytest.mark.parametrize("shape", ["map", "list", "absent"])
+def test_training_rule_matches_this_stacks_final_and_data_jobs_by_name(
+    matches: Any, shape: str
+) -> None:
+    """The Tags field's shape is disputed (a map in the developer guide's samples, a list of
+    Key/Value in the schema registry), so the rule matches names only, whatever the tags."""
     rule = "TrainingJobStateChangeFunctionFinalTrainingJobFinished"
-    final = {"project": "cifar100", "run-id": RUN, "stage": "final"}
-    assert matches(rule, _training_event(f"cifar100-{RUN}-final", "Completed", final))
-    assert matches(rule, _training_event(f"cifar100-{RUN}-final", "Failed", final))
-    # HPO trials emit the same event type: they must not trigger a deploy.
-    hpo = {**final, "stage": "hpo"}
-    assert not matches(rule, _training_event(f"cifar100-{RUN}-001-abcd1234", "Completed", hpo))
-    assert not matches(rule, _training_event(f"cifar100-{RUN}-final", "InProgress", final))
-    other = {**final, "project": "other"}
-    assert not matches(rule, _training_event(f"other-{RUN}-final", "Completed", other))
-    assert not matches(rule, _training_event(f"cifar100-{RUN}-final", "Completed", {}))
+
+    def event(name: str, status: str, stage: str) -> dict[str, Any]:
+        tags = {"project": "cifar100", "run-id": RUN, "stage": stage}
+        shaped: Any = {
+            "map": tags,
+            "list": [{"Key": k, "Value": v} for k, v in tags.items()],
+            "absent": {},
+        }[shape]
+        return _training_event(name, status, shaped)
+
+    for status in ("Completed", "Failed", "Stopped"):
+        assert matches(rule, event(f"cifar100-{RUN}-final", status, "final"))
+        assert matches(rule, event(f"cifar100-{RUN}-data", status, "data"))
+    assert not matches(rule, event(f"cifar100-{RUN}-final", "InProgress", "final"))
+    # HPO trials emit the same event type (<tuning job>-<nnn>-<hash>): never a deploy.
+    assert not matches(rule, event(f"cifar100-{RUN}-001-abcd1234", "Completed", "hpo"))
+    # Another stack's jobs.
+    assert not matches(rule, event(f"other-{RUN}-final", "Completed", "final"))
+    assert not matches(rule, event(f"xcifar100-{RUN}-final", "Completed", "final"))
 
 
 def test_tuning_rule_matches_finished_jobs_of_this_stack(matches: Any) -> None:
@@ -303,7 +322,7 @@ def test_every_rule_target_has_retries_and_the_dead_letter_queue(
     transformed: dict[str, Any],
 ) -> None:
     rules = resources_of(transformed, "AWS::Events::Rule")
-    assert len(rules) == 4
+    assert len(rules) == 5
     for name, rule in rules.items():
         (target,) = rule["Properties"]["Targets"]
         assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1, name

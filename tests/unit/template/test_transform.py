@@ -526,3 +526,62 @@ def test_deploy_time_rules_and_dead_letter_alerts(transformed: dict[str, Any]) -
     }
     alarm = transformed["Resources"]["DeadLetterQueueAlarm"]["Properties"]
     assert alarm["AlarmActions"] == [{"Ref": "OperationsTopic"}]
+
+
+def test_each_functions_timeout_is_what_its_settings_budget_against(
+    transformed: dict[str, Any],
+) -> None:
+    """FUNCTION_TIMEOUT_S is the function's Lambda Timeout: the settings check that one AWS
+    call's worst case (attempts x (connect + read)) fits is only as true as that value."""
+    functions = resources_of(transformed, "AWS::Lambda::Function")
+    checked = 0
+    for name, function in functions.items():
+        props = function["Properties"]
+        env = props.get("Environment", {}).get("Variables", {})
+        if name == "SourceBundleFunction":
+            continue  # no Settings: it makes S3 calls only, within its 300 s
+        assert int(env["FUNCTION_TIMEOUT_S"]) == props["Timeout"], name
+        Settings(_env_file=None, function_timeout_s=props["Timeout"])  # the default budget fits
+        checked += 1
+    assert checked == 6
+
+
+def test_cloudwatch_alarms_can_publish_to_the_encrypted_operations_topic(
+    transformed: dict[str, Any],
+) -> None:
+    """SNS Developer Guide, "Enable compatibility between event sources from AWS services and
+    encrypted topics": a customer managed key whose policy lets the service principal
+    (cloudwatch.amazonaws.com) call kms:GenerateDataKey* and kms:Decrypt. The AWS managed
+    alias/aws/sns key's policy cannot be changed to allow it."""
+    topic = transformed["Resources"]["OperationsTopic"]["Properties"]
+    assert topic["KmsMasterKeyId"] == {"Ref": "OperationsTopicKey"}
+    key = transformed["Resources"]["OperationsTopicKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    statements = key["KeyPolicy"]["Statement"]
+    (cloudwatch,) = [
+        s for s in statements if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert cloudwatch["Effect"] == "Allow"
+    assert sorted(cloudwatch["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    # Without the account statement nobody could ever administer (or delete) the key.
+    assert any(s["Action"] == "kms:*" and "AWS" in s["Principal"] for s in statements)
+
+
+def test_reconcile_runs_on_its_own_schedule_without_lambda_retries(
+    transformed: dict[str, Any],
+) -> None:
+    rule = transformed["Resources"]["ReconcileFunctionReconcileSchedule"]["Properties"]
+    assert rule["ScheduleExpression"] == {"Ref": "ReconcileSchedule"}
+    assert transformed["Parameters"]["ReconcileSchedule"]["Default"] == "rate(5 minutes)"
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["ReconcileFunction", "Arn"]}
+    # A failed tick is not retried by Lambda: the next tick takes the same step.
+    config = resources_of(transformed, "AWS::Lambda::EventInvokeConfig")
+    (reconcile,) = [
+        c["Properties"]
+        for c in config.values()
+        if c["Properties"]["FunctionName"] == {"Ref": "ReconcileFunction"}
+    ]
+    assert reconcile["MaximumRetryAttempts"] == 0
+    handler = transformed["Resources"]["ReconcileFunction"]["Properties"]["Handler"]
+    assert handler == "orchestration.handlers.reconcile"

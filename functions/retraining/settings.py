@@ -157,10 +157,20 @@ class Settings(BaseSettings):
         return self
 
     def _check_client_budget(self) -> None:
-        worst = ORCHESTRATION_MAX_ATTEMPTS * (self.aws_connect_timeout_s + self.aws_read_timeout_s)
+        worst = worst_call_s(
+            ORCHESTRATION_MAX_ATTEMPTS, self.aws_connect_timeout_s, self.aws_read_timeout_s
+        )
         if worst > self.function_timeout_s - FUNCTION_MARGIN_S:
             raise ValueError(
-                f"{ORCHESTRATION_MAX_ATTEMPTS} x (AWS_CONNECT_TIMEOUT_S + AWS_READ_TIMEOUT_S) = "
-                f"{worst:g} s leaves less than {FUNCTION_MARGIN_S:g} s of the function's "
-                f"FUNCTION_TIMEOUT_S={self.function_timeout_s:g} s"
+                f"{ORCHESTRATION_MAX_ATTEMPTS} x (AWS_CONNECT_TIMEOUT_S + AWS_READ_TIMEOUT_S) "
+                f"+ retry back-off = {worst:g} s leaves less than {FUNCTION_MARGIN_S:g} s of "
+                f"the function's FUNCTION_TIMEOUT_S={self.function_timeout_s:g} s"
             )
+
+
+def worst_call_s(attempts: int, connect_s: float, read_s: float) -> float:
+    """One call's longest time under botocore's standard retry mode: every attempt connects
+    and reads to its timeout (a read timeout is retried), and between attempts it sleeps up
+    to min(1 s x 2**i, 20 s) (botocore/retries/standard.py, ExponentialBackoff, throttling)."""
+    backoff = sum(min(2.0**i, 20.0) for i in range(attempts - 1))
+    return attempts * (connect_s + read_s) + backoff

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from botocore.retries.standard import ExponentialBackoff
 from botocore.exceptions import ClientError
 
 from retraining import aws, aws_errors
@@ -126,15 +127,28 @@ def test_control_plane_clients_fit_in_each_functions_timeout(monkeypatch, functi
     deps = aws.deps_from_env()
     for client in (deps.sagemaker, deps.s3, deps.application_autoscaling):
         config = client.meta.config
-        worst = config.retries["total_max_attempts"] * (
-            config.connect_timeout + config.read_timeout
-        )
+        attempts = config.retries["total_max_attempts"]
+        # Sleeps between attempts: botocore's ExponentialBackoff, at its longest.
+        backoff = ExponentialBackoff(random=lambda: 1.0, throttling_detector=_Throttled(0))
+        sleeps = sum(backoff.delay_amount(_Throttled(n)) for n in range(1, attempts))
+        worst = attempts * (config.connect_timeout + config.read_timeout) + sleeps
         assert worst <= function_timeout_s - 5.0
 
 
+class _Throttled:
+    """The retry context botocore's back-off reads: attempt n failed with throttling."""
+
+    def __init__(self, attempt_number: int) -> None:
+        self.attempt_number = attempt_number
+        self.http_response = None
+
+    def is_throttling_error_from_context(self, context: object) -> bool:
+        return True  # throttling backs off longest (1 s base, not 50 ms)
+
+
 def test_client_timeouts_that_outlive_the_function_are_refused():
-    # The old wiring: 3 x (2 s + 20 s) = 66 s against a 60 s Lambda timeout.
-    with pytest.raises(ValueError, match="66 s leaves less than 5 s"):
+    # The old wiring: 3 x (2 s + 20 s) + 3 s of back-off = 69 s against a 60 s Lambda timeout.
+    with pytest.raises(ValueError, match="69 s leaves less than 5 s"):
         Settings(_env_file=None, aws_read_timeout_s=20.0, function_timeout_s=60)
     with pytest.raises(ValueError, match="FUNCTION_TIMEOUT_S=29"):
         Settings(_env_file=None, aws_read_timeout_s=7.0, function_timeout_s=29)

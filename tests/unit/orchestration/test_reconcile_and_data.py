@@ -404,3 +404,19 @@ def test_final_job_events_are_handled_whatever_the_tags_shape(
     trial = json.loads(json.dumps(event))
     trial["detail"]["TrainingJobName"] = best_trial(run)
     assert workflow.on_training_job_state_change(trial, deps)["action"] == "ignored"
+
+
+def test_a_missing_training_job_in_either_documented_error_shape_is_not_found(
+    data_deps: Deps, sagemaker: RecordingSageMaker, store: InMemoryRunStore
+) -> None:
+    """The service model gives DescribeTrainingJob a ResourceNotFound error; the service has
+    been seen answering ValidationException "Requested resource not found." instead
+    (docs/aws-behaviour.md). Both mean "not there": the run waits, then ends after GRACE."""
+    run = _start_with_data_job(data_deps, sagemaker)
+    sagemaker.fail("describe_training_job", "ValidationException", "Requested resource not found.")
+    assert workflow.reconcile(data_deps)["action"] == "waiting"
+    sagemaker.fail("describe_training_job", "ResourceNotFound", "Training job not found")
+    outcome = workflow.reconcile(data_deps, now=_later(16))
+    assert outcome["action"] == "failed"
+    assert f"training job {run.data_job_name} does not exist" in outcome["reason"]
+    assert store.get(run.run_id).status is RunStatus.FAILED

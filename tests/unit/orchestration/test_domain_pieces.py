@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from botocore.retries.standard import ExponentialBackoff
 from botocore.exceptions import ClientError
+from botocore.retries.standard import ExponentialBackoff
 
 from retraining import aws, aws_errors
 from retraining.best_job import NoBestJob, best_job

@@ -11,6 +11,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from retraining import names, workflow
+from retraining.aws_errors import is_retryable
 from retraining.deps import get_deps
 from retraining.events import BadEvent
 from retraining.events import tags as event_tags
@@ -86,7 +87,13 @@ def endpoint_state_change(event: dict[str, Any], context: Any) -> dict[str, Any]
 def reconcile(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The reconcile schedule's target, also invoked on demand (any event): takes the step
     a lost SageMaker event would have taken for the active run."""
-    outcome = workflow.reconcile(get_deps())
+    try:
+        outcome = workflow.reconcile(get_deps())
+    except Exception as error:
+        if not is_retryable(error):
+            raise  # denied, a bug: the failed invocation reaches the dead-letter queue
+        # A throttle is not worth an alarm: the next tick takes the same step.
+        outcome = {"action": "waiting", "run_id": None, "reason": str(error)}
     if outcome.get("run_id"):
         logger.set_correlation_id(outcome["run_id"])
     logger.info("reconciled", outcome=outcome)

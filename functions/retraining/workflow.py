@@ -475,8 +475,10 @@ def reconcile(deps: Any, now: datetime | None = None) -> Outcome:
     try:
         description = describe_job(deps.sagemaker, kind, name)
     except Exception as error:
+        if is_retryable(error):  # throttled, unreachable: the next tick asks again
+            return _outcome("waiting", run.run_id, reason=error_message(error))
         if not is_not_found(error):
-            raise  # throttled, denied: the next tick asks again
+            raise  # denied, a bug: fails the invocation (dead-letter queue, alarm)
         # The process died before Create*, or the job is not visible yet.
         reason = age_reason(run, deps.settings, now) or missing_job_reason(run, kind, name, now)
         return _end_if(deps, run, reason)

@@ -220,3 +220,42 @@ def test_schedule_ends_a_stuck_run_on_dynamodb_and_starts(dynamo_deps, sagemaker
     assert ended.status is RunStatus.FAILED
     assert ended.error.startswith(f"no progress since {old}")
     assert dynamo_deps.store.get(outcome["run_id"]).status is RunStatus.TUNING
+
+
+def _scheduled_event() -> dict[str, Any]:
+    """What an EventBridge schedule delivers (the reconcile rule has no Input)."""
+    return {
+        "version": "0",
+        "id": "89d1a02d-5ec7-412e-82f5-13505f849b41",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-11-28T04:05:00Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/cifar100-reconcile"],
+        "detail": {},
+    }
+
+
+def test_reconcile_handler_moves_a_run_whose_event_was_lost_on_dynamodb(
+    dynamo_deps, sagemaker, log_stream
+):
+    sagemaker.expect(
+        "create_hyper_parameter_tuning_job",
+        {"HyperParameterTuningJobArn": f"{ARN}:hyper-parameter-tuning-job/x"},
+    )
+    started = handlers.start_scheduled_run({"overrides": {}}, Context())
+    run = dynamo_deps.store.get(started["run_id"])
+    description = tuning_description(run.tuning_job_name, best=best_trial(run))
+    sagemaker.expect("describe_hyper_parameter_tuning_job", description)
+    sagemaker.expect("describe_hyper_parameter_tuning_job", description)
+    sagemaker.expect("create_training_job", {"TrainingJobArn": f"{ARN}:training-job/x"})
+    outcome = handlers.reconcile(_scheduled_event(), Context())
+    assert outcome["action"] == "training"
+    assert dynamo_deps.store.get(run.run_id).status is RunStatus.TRAINING
+    reconciled = [line for line in log_lines(log_stream) if line["message"] == "reconciled"]
+    assert reconciled[-1]["correlation_id"] == run.run_id
+    # A throttled tick is an ordinary wait, not a failed invocation (no dead letter, no alarm).
+    sagemaker.fail("describe_training_job", "ThrottlingException", "Rate exceeded", 400)
+    assert handlers.reconcile(_scheduled_event(), Context())["action"] == "waiting"
+    sagemaker.assert_all_used()

@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from retraining import workflow
@@ -253,12 +254,23 @@ def test_a_job_running_past_the_worst_case_duration_ends_the_run(
     assert "worst-case run duration" in outcome["reason"]
 
 
-def test_throttling_is_raised_for_the_next_tick_and_moves_nothing(
+def test_throttling_waits_for_the_next_tick_and_moves_nothing(
+    deps: Deps, sagemaker: RecordingSageMaker, store: InMemoryRunStore
+) -> None:
+    """Not raised: a failed tick would go to the dead-letter queue and page someone for a
+    throttle the next tick gets past."""
+    run = start(deps, sagemaker)
+    sagemaker.fail("describe_hyper_parameter_tuning_job", "ThrottlingException", "Rate", 400)
+    assert workflow.reconcile(deps) == {"action": "waiting", "run_id": run.run_id, "reason": "Rate"}
+    assert store.get(run.run_id).status is RunStatus.TUNING
+
+
+def test_a_denied_describe_fails_the_tick_loudly_and_moves_nothing(
     deps: Deps, sagemaker: RecordingSageMaker, store: InMemoryRunStore
 ) -> None:
     run = start(deps, sagemaker)
-    sagemaker.fail("describe_hyper_parameter_tuning_job", "ThrottlingException", "Rate", 400)
-    with pytest.raises(Exception, match="ThrottlingException"):
+    sagemaker.fail("describe_hyper_parameter_tuning_job", "AccessDeniedException", "no", 400)
+    with pytest.raises(ClientError, match="AccessDeniedException"):
         workflow.reconcile(deps)
     assert store.get(run.run_id).status is RunStatus.TUNING
 

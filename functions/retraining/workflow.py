@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -225,48 +226,61 @@ def on_tuning_job_state_change(event: dict[str, Any], deps: Any) -> Outcome:
     run_id = names.run_id_from_tuning_job(prefix, name)
     if run_id is None:
         return _outcome("ignored", reason=f"{name} is not a {prefix} tuning job")
-    return _on_tuning_job(deps, run_id, name, status, body)
+    return _on_job_finished(deps, _AWAITED[RunStatus.TUNING], run_id, name, status, body)
 
 
-def _on_tuning_job(deps: Any, run_id: str, name: str, status: str, body: dict[str, Any]) -> Outcome:
-    return _on_job_finished(
-        deps,
-        run_id,
-        name,
-        status,
-        body,
-        expected=RunStatus.TUNING,
-        job_field="tuning_job_name",
-        kind="tuning job",
-        proceed=lambda run: _start_final_training(deps, run, name),
+@dataclass(frozen=True)
+class _AwaitedJob:
+    """A status in which the run waits for one SageMaker job, and the step its end takes."""
+
+    status: RunStatus
+    job_field: str  # the RunRecord field naming the job
+    kind: str
+    proceed: Callable[[Any, RunRecord, str], Outcome]  # (deps, run, job name)
+
+
+_AWAITED = {
+    awaited.status: awaited
+    for awaited in (
+        _AwaitedJob(
+            RunStatus.PREPARING_DATA,
+            "data_job_name",
+            "data job",
+            lambda deps, run, _: _start_tuning(deps, run),
+        ),
+        _AwaitedJob(
+            RunStatus.TUNING,
+            "tuning_job_name",
+            "tuning job",
+            lambda deps, run, name: _start_final_training(deps, run, name),
+        ),
+        _AwaitedJob(
+            RunStatus.TRAINING,
+            "training_job_name",
+            "training job",
+            lambda deps, run, name: _gate_and_deploy(deps, run, name),
+        ),
     )
+}
 
 
 def _on_job_finished(
-    deps: Any,
-    run_id: str,
-    name: str,
-    status: str,
-    body: dict[str, Any],
-    *,
-    expected: RunStatus,
-    job_field: str,
-    kind: str,
-    proceed: Callable[[RunRecord], Outcome],
+    deps: Any, awaited: _AwaitedJob, run_id: str, name: str, status: str, body: dict[str, Any]
 ) -> Outcome:
-    """What a job's state change means for its run: nothing (unknown run, or a duplicate or
-    late event), the run's failure, a wait, or the next step (``proceed``)."""
+    """What a job's state change (an event's detail or a Describe* answer) means for its
+    run: nothing (unknown run, or a duplicate or late event), the run's failure, a wait, or
+    the next step."""
     run = deps.store.get(run_id)
     if run is None:
         return _outcome("ignored", run_id, reason="no such run")
-    if run.status is not expected or getattr(run, job_field) != name:
+    if run.status is not awaited.status or getattr(run, awaited.job_field) != name:
         return _outcome("stale", run_id, status=run.status.value)
     if status in ("Failed", "Stopped"):
-        reason = body.get("FailureReason") or f"{kind} {name} {status.lower()}"
+        reason = body.get("FailureReason") or f"{awaited.kind} {name} {status.lower()}"
         return _fail(deps, run_id, reason)
     if status != "Completed":
         return _outcome("waiting", run_id, status=status)
-    return _guarded(deps, run_id, lambda: proceed(run))
+    return _guarded(deps, run_id, lambda: awaited.proceed(deps, run, name))
 
 
 def _start_final_training(deps: Any, run: RunRecord, tuning_job: str) -> Outcome:
@@ -316,39 +330,12 @@ def on_training_job_state_change(event: dict[str, Any], deps: Any) -> Outcome:
     # HPO trials emit the same event: only the run's final and data jobs (name and, when
     # the event carries it, tag) go on.
     if (run_id := names.run_id_from_data_job(prefix, name)) and stage in (None, "data"):
-        return _on_data_job(deps, run_id, name, status, body)
+        awaited = _AWAITED[RunStatus.PREPARING_DATA]
+        return _on_job_finished(deps, awaited, run_id, name, status, body)
     run_id = names.run_id_from_final_job(prefix, name)
     if run_id is None or stage not in (None, "final"):
         return _outcome("ignored", reason=f"{name} is not a final or data training job")
-    return _on_final_job(deps, run_id, name, status, body)
-
-
-def _on_data_job(deps: Any, run_id: str, name: str, status: str, body: dict[str, Any]) -> Outcome:
-    return _on_job_finished(
-        deps,
-        run_id,
-        name,
-        status,
-        body,
-        expected=RunStatus.PREPARING_DATA,
-        job_field="data_job_name",
-        kind="data job",
-        proceed=lambda run: _start_tuning(deps, run),
-    )
-
-
-def _on_final_job(deps: Any, run_id: str, name: str, status: str, body: dict[str, Any]) -> Outcome:
-    return _on_job_finished(
-        deps,
-        run_id,
-        name,
-        status,
-        body,
-        expected=RunStatus.TRAINING,
-        job_field="training_job_name",
-        kind="training job",
-        proceed=lambda run: _gate_and_deploy(deps, run, name),
-    )
+    return _on_job_finished(deps, _AWAITED[RunStatus.TRAINING], run_id, name, status, body)
 
 
 def _gate_and_deploy(deps: Any, run: RunRecord, training_job: str) -> Outcome:
@@ -485,12 +472,12 @@ def reconcile(deps: Any, now: datetime | None = None) -> Outcome:
     status = job_status(kind, description)
     if status not in TERMINAL_JOB_STATUSES:
         return _end_if(deps, run, age_reason(run, deps.settings, now), status=status)
-    step = {
-        RunStatus.PREPARING_DATA: _on_data_job,
-        RunStatus.TUNING: _on_tuning_job,
-        RunStatus.TRAINING: _on_final_job,
-    }[run.status]
-    return _settle_later(deps, run, lambda: step(deps, run.run_id, name, status, description))
+    awaited = _AWAITED[run.status]
+    return _settle_later(
+        deps,
+        run,
+        lambda: _on_job_finished(deps, awaited, run.run_id, name, status, description),
+    )
 
 
 def _settle_later(deps: Any, run: RunRecord, step: Callable[[], Outcome]) -> Outcome:

@@ -16,6 +16,11 @@ from mangum import Mangum
 from api.errors import install_error_handlers
 from api.middleware import RequestContextMiddleware
 from api.routers import health, jobs, predict
+from retraining.aws import deps_from_env
+from retraining.deps import set_default_deps
+
+# The Lambda wiring, built on first use (the local stack and tests install their own).
+set_default_deps(deps_from_env)
 
 DESCRIPTION = """\
 Classify images into the 100 CIFAR-100 classes with a ResNet-34 hosted on a SageMaker

@@ -10,11 +10,11 @@ from fastapi import Depends
 
 from retraining.deps import Deps, get_deps
 from retraining.overrides import TuneOverrides
-from retraining.records import RunRecord
+from retraining.records import RunRecord, Trigger
 
 
 class StartRun(Protocol):
-    def __call__(self, trigger: str, overrides: TuneOverrides, deps: Deps) -> RunRecord: ...
+    def __call__(self, trigger: Trigger, overrides: TuneOverrides, deps: Deps) -> RunRecord: ...
 
 
 async def current_deps() -> Deps:

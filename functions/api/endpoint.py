@@ -50,7 +50,8 @@ def invoke(client: Any, endpoint_name: str, image_b64: str, top_k: int | None) -
             503, "endpoint_unavailable", "the prediction service cannot be reached"
         ) from exc
     try:
-        return json.loads(raw)
+        answer: dict[str, Any] = json.loads(raw)
+        return answer
     except ValueError as exc:
         raise ApiError(502, "bad_model_response", "the model answered with invalid JSON") from exc
 

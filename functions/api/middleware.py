@@ -23,7 +23,7 @@ def request_id_from_scope(scope: Scope) -> str:
         return request_id
     for name, value in scope.get("headers") or ():
         if name == REQUEST_ID_HEADER.encode():
-            supplied = value.decode("latin-1")[:128]
+            supplied = str(value.decode("latin-1"))[:128]
             if supplied.isprintable() and supplied:
                 return supplied
     return str(uuid.uuid4())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -36,7 +37,7 @@ def _prediction_line_parts() -> tuple[str, str]:
     template.add_metric(name="Predictions", unit=MetricUnit.Count, value=1)
     template.add_metric(name="PredictLatency", unit=MetricUnit.Milliseconds, value=0)
     template.add_metric(name="EndpointLatency", unit=MetricUnit.Milliseconds, value=0)
-    line = dict(template.serialize_metric_set())
+    line: dict[str, Any] = dict(template.serialize_metric_set())
     template.clear_metrics()
     del line["_aws"]["Timestamp"], line["PredictLatency"], line["EndpointLatency"]
     encoded = json.dumps(line, separators=(",", ":"))

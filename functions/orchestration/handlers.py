@@ -6,19 +6,23 @@ of rules on ``source: aws.sagemaker`` events. Returned dicts end up in the Lambd
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from retraining import names, workflow
+from retraining.aws import deps_from_env
 from retraining.aws_errors import is_retryable
-from retraining.deps import get_deps
+from retraining.deps import Deps, get_deps, set_default_deps
 from retraining.events import BadEvent
 from retraining.events import tags as event_tags
 from retraining.overrides import TuneOverrides
 from retraining.records import RunAlreadyActive
 
 logger = Logger(service="orchestration")
+# The Lambda wiring, built on first use (the local stack and tests install their own).
+set_default_deps(deps_from_env)
 
 
 def _correlate(event: dict[str, Any]) -> None:
@@ -53,10 +57,12 @@ def start_scheduled_run(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"action": "started", "run_id": run.run_id}
 
 
-def _handle(event: dict[str, Any], step: Any) -> dict[str, Any]:
+def _handle(
+    event: dict[str, Any], step: Callable[[dict[str, Any], Deps], dict[str, Any]]
+) -> dict[str, Any]:
     _correlate(event)
     try:
-        outcome = step(event, get_deps())
+        outcome: dict[str, Any] = step(event, get_deps())
     except BadEvent as bad:
         # Permanent: raising would only make Lambda retry it, dead-letter it and trip the
         # DLQ alarm. Logged as a warning (the rule's pattern or the event shape changed).

@@ -120,7 +120,8 @@ def live_instance_type(sagemaker: Any, config_name: str, variant_name: str) -> s
     config = sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
     for variant in config.get("ProductionVariants", []):
         if variant.get("VariantName") == variant_name:
-            return variant.get("InstanceType")
+            instance_type = variant.get("InstanceType")  # absent on serverless variants
+            return str(instance_type) if instance_type else None
     return None
 
 

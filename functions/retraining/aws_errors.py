@@ -17,6 +17,9 @@ _RETRYABLE_CODES = frozenset(
         "InternalServerError",
         "RequestTimeout",
         "ConcurrentUpdateException",  # Application Auto Scaling: the target is mid-update
+        # Application Auto Scaling's server-side failure: its model declares no HTTP status,
+        # so it may arrive as a 400 that neither botocore nor the >= 500 rule retries.
+        "InternalServiceException",
     }
 )
 

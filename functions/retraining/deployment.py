@@ -49,11 +49,12 @@ def create_when_visible(call: Callable[..., Any], request: dict[str, Any]) -> bo
 
 def describe_endpoint(sagemaker: Any, endpoint_name: str) -> dict[str, Any] | None:
     try:
-        return sagemaker.describe_endpoint(EndpointName=endpoint_name)
+        found: dict[str, Any] = sagemaker.describe_endpoint(EndpointName=endpoint_name)
     except ClientError as error:
         if is_not_found(error):
             return None
         raise
+    return found
 
 
 def targets(endpoint: dict[str, Any], config_name: str) -> bool:

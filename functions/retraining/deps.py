@@ -1,9 +1,10 @@
-"""Where handlers and the API get their clients: swap the clients, not the code.
+"""Where handlers and the API get their collaborators: swap the clients, not the code.
 
-In Lambda, :func:`get_deps` builds boto3 clients lazily from the environment (once per
-container). The local stack and the tests install their own with :func:`set_deps`
-(local SageMaker, SQLite run store, Stubber-wrapped clients ...). Handlers never ask
-which one they got.
+The Lambda entry points install :func:`retraining.aws.deps_from_env` as the default (boto3
+clients built lazily, once per container); the local stack and the tests install their own
+with :func:`set_deps` (local SageMaker, SQLite run store, Stubber-wrapped clients ...).
+Handlers never ask which one they got. This module imports no AWS code: ``retraining.aws``
+imports it, never the other way round.
 """
 
 from __future__ import annotations
@@ -13,12 +14,18 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from retraining.run_store import RunStore
+from retraining.settings import Settings
 
-def unavailable(service: str) -> Callable[[], Any]:
+#: A botocore client (boto3 clients carry no static types).
+Client = Any
+
+
+def unavailable(service: str) -> Callable[[], Client]:
     """A factory for a client this wiring does not provide: fails clearly when first used
     (never falls back to a real AWS client with whatever credentials the shell has)."""
 
-    def build() -> Any:
+    def build() -> Client:
         raise RuntimeError(f"no {service} client is wired in this environment")
 
     return build
@@ -29,44 +36,45 @@ class Deps:
     """Lazily built collaborators. Each factory runs on first use only, so the API's cold
     start does not pay for a SageMaker client it may not need."""
 
-    settings_factory: Callable[[], Any]
-    sagemaker_factory: Callable[[], Any]
-    sagemaker_runtime_factory: Callable[[], Any]
-    store_factory: Callable[[], Any]
+    settings_factory: Callable[[], Settings]
+    sagemaker_factory: Callable[[], Client]
+    sagemaker_runtime_factory: Callable[[], Client]
+    store_factory: Callable[[], RunStore]
     # Only used when the settings turn auto-scaling on (max capacity > min capacity).
-    application_autoscaling_factory: Callable[[], Any] = field(
+    application_autoscaling_factory: Callable[[], Client] = field(
         default_factory=lambda: unavailable("application-autoscaling")
     )
     # Only used to see whether the training-data prefix is empty (PREPARE_DATA).
-    s3_factory: Callable[[], Any] = field(default_factory=lambda: unavailable("s3"))
+    s3_factory: Callable[[], Client] = field(default_factory=lambda: unavailable("s3"))
 
     @cached_property
-    def settings(self) -> Any:
+    def settings(self) -> Settings:
         return self.settings_factory()
 
     @cached_property
-    def sagemaker(self) -> Any:
+    def sagemaker(self) -> Client:
         return self.sagemaker_factory()
 
     @cached_property
-    def sagemaker_runtime(self) -> Any:
+    def sagemaker_runtime(self) -> Client:
         return self.sagemaker_runtime_factory()
 
     @cached_property
-    def application_autoscaling(self) -> Any:
+    def application_autoscaling(self) -> Client:
         return self.application_autoscaling_factory()
 
     @cached_property
-    def s3(self) -> Any:
+    def s3(self) -> Client:
         return self.s3_factory()
 
     @cached_property
-    def store(self) -> Any:
+    def store(self) -> RunStore:
         return self.store_factory()
 
 
 _override: Deps | None = None
-_from_env: Deps | None = None
+_default_factory: Callable[[], Deps] | None = None
+_default: Deps | None = None
 
 
 def set_deps(deps: Deps | None) -> None:
@@ -75,12 +83,19 @@ def set_deps(deps: Deps | None) -> None:
     _override = deps
 
 
+def set_default_deps(factory: Callable[[], Deps]) -> None:
+    """What :func:`get_deps` builds (once) when nothing was installed: the entry points'
+    wiring, e.g. ``retraining.aws.deps_from_env``."""
+    global _default_factory, _default
+    _default_factory, _default = factory, None
+
+
 def get_deps() -> Deps:
-    global _from_env
+    global _default
     if _override is not None:
         return _override
-    if _from_env is None:
-        from retraining.aws import deps_from_env  # boto3 only when running against AWS
-
-        _from_env = deps_from_env()
-    return _from_env
+    if _default is None:
+        if _default_factory is None:
+            raise RuntimeError("no collaborators installed: set_deps() or set_default_deps()")
+        _default = _default_factory()
+    return _default

@@ -26,6 +26,7 @@ import binascii
 import json
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -211,7 +212,7 @@ class DynamoRunStore:
     def update(self, run_id: str, **fields: Any) -> RunRecord:
         return self._write(run_id, lambda current: updated(current, fields))
 
-    def _write(self, run_id: str, change: Any) -> RunRecord:
+    def _write(self, run_id: str, change: Callable[[RunRecord], RunRecord]) -> RunRecord:
         """Read, change, write back only if nobody wrote in between (version check); on a
         lost race re-read and re-decide, so a concurrent transition is never overwritten.
         Still losing after _MAX_ATTEMPTS: RetryLater, so the event is delivered again."""
@@ -279,7 +280,7 @@ def _encode_cursor(key: dict[str, Any]) -> str:
 
 def _decode_cursor(cursor: str) -> dict[str, Any]:
     try:
-        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        key: dict[str, Any] = json.loads(base64.urlsafe_b64decode(cursor.encode()))
         run_id = key["run_id"]["S"]
         if set(key) != {"run_id", "entity"} or key["entity"] != {"S": RUN_ENTITY}:
             raise ValueError

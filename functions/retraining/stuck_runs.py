@@ -101,9 +101,12 @@ def awaited_job(run: RunRecord) -> tuple[str, str] | None:
 
 
 def describe_job(sagemaker: Any, kind: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any]
     if kind == "tuning job":
-        return sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
-    return sagemaker.describe_training_job(TrainingJobName=name)
+        found = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+    else:
+        found = sagemaker.describe_training_job(TrainingJobName=name)
+    return found
 
 
 def job_status(kind: str, found: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ from retraining import autoscaling, names, sagemaker_requests
 from retraining.aws_errors import error_code, error_message, is_not_found, is_retryable
 from retraining.best_job import NoBestJob, best_job, first_failure
 from retraining.deployment import create_once, deploy
+from retraining.deps import Deps
 from retraining.events import (
     ENDPOINT_DETAIL_TYPE,
     TRAINING_DETAIL_TYPE,
@@ -61,7 +62,7 @@ def _outcome(action: str, run_id: str | None = None, **extra: Any) -> Outcome:
     return {"action": action, "run_id": run_id, **extra}
 
 
-def _fail(deps: Any, run_id: str, reason: str) -> Outcome:
+def _fail(deps: Deps, run_id: str, reason: str) -> Outcome:
     try:
         deps.store.transition(
             run_id, RunStatus.FAILED, expected=ACTIVE_STATUSES, reason=reason, error=reason
@@ -71,7 +72,7 @@ def _fail(deps: Any, run_id: str, reason: str) -> Outcome:
     return _outcome("failed", run_id, reason=reason)
 
 
-def _guarded(deps: Any, run_id: str, step: Callable[[], Outcome]) -> Outcome:
+def _guarded(deps: Deps, run_id: str, step: Callable[[], Outcome]) -> Outcome:
     """Run one step: retryable errors propagate (EventBridge retries the event), a lost
     conditional write is a duplicate, any other error ends the run as FAILED."""
     try:
@@ -88,7 +89,7 @@ def _guarded(deps: Any, run_id: str, step: Callable[[], Outcome]) -> Outcome:
 # -- start ----------------------------------------------------------------------------------
 
 
-def start_run(trigger: Trigger, overrides: TuneOverrides, deps: Any) -> RunRecord:
+def start_run(trigger: Trigger, overrides: TuneOverrides, deps: Deps) -> RunRecord:
     """Take the single active slot (conditional write; RunAlreadyActive when taken), then
     start the first job: the data-preparation job when the training-data prefix is empty
     (first run after a deploy), else the tuning job. If SageMaker refuses, the run ends
@@ -130,7 +131,7 @@ def start_run(trigger: Trigger, overrides: TuneOverrides, deps: Any) -> RunRecor
     return run
 
 
-def _data_to_prepare(deps: Any) -> str | None:
+def _data_to_prepare(deps: Deps) -> str | None:
     """Where the data job must write, when the training-data prefix holds no object and the
     stack prepares data itself (PREPARE_DATA); None when there is data (or it is off)."""
     settings = deps.settings
@@ -151,7 +152,7 @@ def _data_to_prepare(deps: Any) -> str | None:
 
 
 def _create_tuning_job(
-    deps: Any, run: RunRecord, overrides: TuneOverrides, parent: str | None
+    deps: Deps, run: RunRecord, overrides: TuneOverrides, parent: str | None
 ) -> RunRecord:
     """CreateHyperParameterTuningJob, warm-started from ``parent`` when there is one. If
     SageMaker refuses the parent (e.g. the static hyperparameters changed since the
@@ -182,7 +183,7 @@ def _warm_start_refused(error: BaseException) -> bool:
     return error_code(error) == "ValidationException" and ("warm" in message or "parent" in message)
 
 
-def _release_if_stuck(deps: Any, run_id: str | None) -> bool:
+def _release_if_stuck(deps: Deps, run_id: str | None) -> bool:
     """End the slot's holder FAILED when it is stuck (see stuck_runs); True when it did, or
     when the holder moved on meanwhile (the slot may be free)."""
     holder = deps.store.get(run_id) if run_id else None
@@ -202,7 +203,7 @@ def _release_if_stuck(deps: Any, run_id: str | None) -> bool:
 # -- data prepared -------------------------------------------------------------------------
 
 
-def _start_tuning(deps: Any, run: RunRecord) -> Outcome:
+def _start_tuning(deps: Deps, run: RunRecord) -> Outcome:
     overrides = TuneOverrides.model_validate(run.overrides)
     _create_tuning_job(deps, run, overrides, run.warm_start_parent)
     deps.store.transition(
@@ -217,7 +218,7 @@ def _start_tuning(deps: Any, run: RunRecord) -> Outcome:
 # -- tuning finished ------------------------------------------------------------------------
 
 
-def on_tuning_job_state_change(event: dict[str, Any], deps: Any) -> Outcome:
+def on_tuning_job_state_change(event: dict[str, Any], deps: Deps) -> Outcome:
     body = detail(
         event, TUNING_DETAIL_TYPE, "HyperParameterTuningJobName", "HyperParameterTuningJobStatus"
     )
@@ -236,7 +237,7 @@ class _AwaitedJob:
     status: RunStatus
     job_field: str  # the RunRecord field naming the job
     kind: str
-    proceed: Callable[[Any, RunRecord, str], Outcome]  # (deps, run, job name)
+    proceed: Callable[[Deps, RunRecord, str], Outcome]  # (deps, run, job name)
 
 
 _AWAITED = {
@@ -265,7 +266,7 @@ _AWAITED = {
 
 
 def _on_job_finished(
-    deps: Any, awaited: _AwaitedJob, run_id: str, name: str, status: str, body: dict[str, Any]
+    deps: Deps, awaited: _AwaitedJob, run_id: str, name: str, status: str, body: dict[str, Any]
 ) -> Outcome:
     """What a job's state change (an event's detail or a Describe* answer) means for its
     run: nothing (unknown run, or a duplicate or late event), the run's failure, a wait, or
@@ -283,7 +284,7 @@ def _on_job_finished(
     return _guarded(deps, run_id, lambda: awaited.proceed(deps, run, name))
 
 
-def _start_final_training(deps: Any, run: RunRecord, tuning_job: str) -> Outcome:
+def _start_final_training(deps: Deps, run: RunRecord, tuning_job: str) -> Outcome:
     settings, sagemaker = deps.settings, deps.sagemaker
     description = sagemaker.describe_hyper_parameter_tuning_job(
         HyperParameterTuningJobName=tuning_job
@@ -322,7 +323,7 @@ def _start_final_training(deps: Any, run: RunRecord, tuning_job: str) -> Outcome
 # -- final training finished ----------------------------------------------------------------
 
 
-def on_training_job_state_change(event: dict[str, Any], deps: Any) -> Outcome:
+def on_training_job_state_change(event: dict[str, Any], deps: Deps) -> Outcome:
     body = detail(event, TRAINING_DETAIL_TYPE, "TrainingJobName", "TrainingJobStatus")
     name, status = body["TrainingJobName"], body["TrainingJobStatus"]
     prefix = deps.settings.resource_prefix
@@ -338,7 +339,7 @@ def on_training_job_state_change(event: dict[str, Any], deps: Any) -> Outcome:
     return _on_job_finished(deps, _AWAITED[RunStatus.TRAINING], run_id, name, status, body)
 
 
-def _gate_and_deploy(deps: Any, run: RunRecord, training_job: str) -> Outcome:
+def _gate_and_deploy(deps: Deps, run: RunRecord, training_job: str) -> Outcome:
     settings, sagemaker, store = deps.settings, deps.sagemaker, deps.store
     description = sagemaker.describe_training_job(TrainingJobName=training_job)
     metrics = {**run.metrics, **final_metrics(description)}
@@ -381,7 +382,7 @@ def _gate_and_deploy(deps: Any, run: RunRecord, training_job: str) -> Outcome:
 # -- endpoint state -------------------------------------------------------------------------
 
 
-def on_endpoint_state_change(event: dict[str, Any], deps: Any) -> Outcome:
+def on_endpoint_state_change(event: dict[str, Any], deps: Deps) -> Outcome:
     body = detail(event, ENDPOINT_DETAIL_TYPE, "EndpointName")
     endpoint_name = body["EndpointName"]
     if endpoint_name != deps.settings.endpoint_name:
@@ -392,14 +393,14 @@ def on_endpoint_state_change(event: dict[str, Any], deps: Any) -> Outcome:
     return _guarded(deps, run.run_id, lambda: _settle_deployment(deps, run))
 
 
-def _deploying_run(deps: Any, endpoint_name: str) -> RunRecord | None:
+def _deploying_run(deps: Deps, endpoint_name: str) -> RunRecord | None:
     run = _active_run(deps)
     if run and run.status is RunStatus.DEPLOYING and run.endpoint_name == endpoint_name:
         return run
     return None
 
 
-def _settle_deployment(deps: Any, run: RunRecord) -> Outcome:
+def _settle_deployment(deps: Deps, run: RunRecord) -> Outcome:
     """Decide from DescribeEndpoint, not from the event: events arrive late and out of order,
     and a rolled-back blue/green update also ends InService, on the old config."""
     endpoint = deps.sagemaker.describe_endpoint(EndpointName=run.endpoint_name)
@@ -441,7 +442,7 @@ def _settle_deployment(deps: Any, run: RunRecord) -> Outcome:
 # -- reconcile (level-triggered) -------------------------------------------------------------
 
 
-def reconcile(deps: Any, now: datetime | None = None) -> Outcome:
+def reconcile(deps: Deps, now: datetime | None = None) -> Outcome:
     """Take the step the active run's lost event would have taken.
 
     Events are the fast path; this is the guarantee. Run on a schedule (and on demand), it
@@ -472,15 +473,13 @@ def reconcile(deps: Any, now: datetime | None = None) -> Outcome:
     status = job_status(kind, description)
     if status not in TERMINAL_JOB_STATUSES:
         return _end_if(deps, run, age_reason(run, deps.settings, now), status=status)
-    awaited = _AWAITED[run.status]
+    step = _AWAITED[run.status]
     return _settle_later(
-        deps,
-        run,
-        lambda: _on_job_finished(deps, awaited, run.run_id, name, status, description),
+        deps, run, lambda: _on_job_finished(deps, step, run.run_id, name, status, description)
     )
 
 
-def _settle_later(deps: Any, run: RunRecord, step: Callable[[], Outcome]) -> Outcome:
+def _settle_later(deps: Deps, run: RunRecord, step: Callable[[], Outcome]) -> Outcome:
     """A step that cannot finish yet (the endpoint is busy, throttling) is simply taken
     again at the next reconcile: no retry budget to exhaust, nothing dead-lettered."""
     try:
@@ -492,7 +491,7 @@ def _settle_later(deps: Any, run: RunRecord, step: Callable[[], Outcome]) -> Out
         return _outcome("waiting", run.run_id, reason=error_message(error))
 
 
-def _end_if(deps: Any, run: RunRecord, reason: str | None, **extra: Any) -> Outcome:
+def _end_if(deps: Deps, run: RunRecord, reason: str | None, **extra: Any) -> Outcome:
     """End the run FAILED when there is a reason to, else report that it waits."""
     if reason is None:
         return _outcome("waiting", run.run_id, **extra)
@@ -504,13 +503,13 @@ def _end_if(deps: Any, run: RunRecord, reason: str | None, **extra: Any) -> Outc
     return _outcome("failed", run.run_id, reason=reason)
 
 
-def _active_run(deps: Any) -> RunRecord | None:
+def _active_run(deps: Deps) -> RunRecord | None:
     # One active run at a time, and it is the newest: a short page is enough.
     runs, _ = deps.store.list(limit=5)
     return next((run for run in runs if run.active), None)
 
 
-def _register_autoscaling(deps: Any) -> str | None:
+def _register_autoscaling(deps: Deps) -> str | None:
     """What auto-scaling registration did; None when it is off (and no client is built:
     the local stack has none)."""
     if not autoscaling.enabled(deps.settings):

@@ -9,6 +9,7 @@ Retry-After; a timeout (client read/connect timeout, or the container's 60 s lim
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from botocore.exceptions import (
@@ -22,6 +23,7 @@ from api.errors import ApiError
 
 RETRY_AFTER_S = "1"
 _THROTTLING = {"ThrottlingException", "Throttling", "TooManyRequestsException"}
+_CODE = re.compile(r"[a-z][a-z0-9_]{2,40}")  # the handler's codes: invalid_top_k, ...
 _MESSAGE_LIMIT = 500
 
 
@@ -81,13 +83,23 @@ def error_from_client_error(exc: ClientError, endpoint_name: str) -> ApiError:
             "the prediction service is unavailable; retry later",
             headers={"Retry-After": RETRY_AFTER_S},
         )
-    if code == "ValidationError" and _names_endpoint_state(message):
-        # "Endpoint X of account Y not found." / "... is not in service" (being created,
-        # updated or failed): an operator problem, not the caller's.
+    if code == "ValidationError" and "not found" in message.lower():
+        # "Endpoint X of account Y not found.": the first run that passes the quality gate
+        # creates it. Retrying in seconds would not help, so no Retry-After.
         return ApiError(
             503,
             "endpoint_unavailable",
-            f"endpoint {endpoint_name} is not available",
+            f"no model is deployed yet (endpoint {endpoint_name} does not exist): start a "
+            "retraining run with POST /jobs/tune; the first run that passes the quality gate "
+            "creates the endpoint",
+        )
+    if code == "ValidationError" and _names_endpoint_state(message):
+        # "... is not in service" (being created, updated or failed): an operator problem,
+        # not the caller's.
+        return ApiError(
+            503,
+            "endpoint_unavailable",
+            f"endpoint {endpoint_name} is not available (not in service); retry later",
             headers={"Retry-After": "30"},
         )
     if code == "ModelError":
@@ -106,10 +118,29 @@ def _from_model_error(response: dict[str, Any]) -> ApiError:
     status = response.get("OriginalStatusCode")
     original = str(response.get("OriginalMessage") or response.get("Error", {}).get("Message", ""))
     if isinstance(status, int) and 400 <= status < 500:
-        return ApiError(status, "invalid_image", container_message(original))
+        return ApiError(status, container_code(original), container_message(original))
     if "timed out" in original.lower():
         return ApiError(504, "model_timeout", "the model did not answer in time")
     return ApiError(502, "model_error", "the model failed to process the image")
+
+
+def _container_json(original: str) -> dict[str, Any] | None:
+    """The container's JSON error document: the first line of the body the inference
+    toolkit writes (a traceback follows it)."""
+    try:
+        parsed = json.loads(original.strip().split("\n", 1)[0])
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def container_code(original: str) -> str:
+    """The handler's own error code (``{"error": "invalid_top_k", ...}``), so the caller
+    learns which part of the request was wrong; ``invalid_image`` when it sent none."""
+    code = (_container_json(original) or {}).get("error")
+    if isinstance(code, str) and _CODE.fullmatch(code):
+        return code
+    return "invalid_image"
 
 
 def container_message(original: str) -> str:
@@ -117,12 +148,9 @@ def container_message(original: str) -> str:
 
     The inference toolkit writes the exception's message as the first line of the body and
     a traceback after it: only that first line is the container's answer."""
+    parsed = _container_json(original)
     original = original.strip().split("\n", 1)[0]
-    try:
-        parsed = json.loads(original)
-    except ValueError:
-        parsed = None
-    if isinstance(parsed, dict):
+    if parsed is not None:
         for key in ("message", "error", "detail"):
             value = parsed.get(key)
             if isinstance(value, dict):

@@ -103,26 +103,46 @@ def test_throttling_tells_when_to_retry(client: TestClient, stubber: Stubber) ->
 
 
 @pytest.mark.parametrize(
-    ("original_status", "original_message", "expected"),
+    ("original_status", "original_message", "expected", "code"),
     [
-        (400, '{"error": "cannot identify image file"}', "cannot identify image file"),
-        (415, '{"message": "unsupported content type image/gif"}', "unsupported content type"),
-        (422, "image has zero size", "image has zero size"),
+        (
+            400,
+            '{"error": "cannot identify image file"}',
+            "cannot identify image file",
+            "invalid_image",
+        ),
+        (
+            415,
+            '{"message": "unsupported content type image/gif"}',
+            "unsupported content type",
+            "invalid_image",
+        ),
+        (422, "image has zero size", "image has zero size", "invalid_image"),
         # What the toolkit sends: the handler's one-line JSON, then a traceback.
         (
             413,
             '{"error": "payload_too_large", "message": "image is 5 MB", "status": 413}\n'
             "Traceback (most recent call last):\n  File inference.py",
             "image is 5 MB",
+            "payload_too_large",
+        ),
+        # The handler's own code says which part was wrong: top_k, not the image.
+        (
+            400,
+            '{"error": "invalid_top_k", "message": "top_k must be between 1 and 4, got 9", '
+            '"status": 400}',
+            "top_k must be between 1 and 4",
+            "invalid_top_k",
         ),
     ],
 )
-def test_container_4xx_passes_through_with_its_message(
+def test_container_4xx_passes_through_with_its_message_and_code(
     client: TestClient,
     stubber: Stubber,
     original_status: int,
     original_message: str,
     expected: str,
+    code: str,
 ) -> None:
     stubber.add_client_error(
         "invoke_endpoint",
@@ -138,7 +158,7 @@ def test_container_4xx_passes_through_with_its_message(
     response = _post(client)
     assert response.status_code == original_status
     error = response.json()["error"]
-    assert error["code"] == "invalid_image"
+    assert error["code"] == code
     assert expected in error["message"]
     assert "Traceback" not in error["message"]
 
@@ -196,3 +216,20 @@ def test_unreachable_endpoint_is_a_503(client: TestClient, deps: Deps) -> None:
     response = _post(client)
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "endpoint_unavailable"
+
+
+def test_predict_before_any_model_says_how_to_get_one(client: TestClient, stubber: Stubber) -> None:
+    # What SageMaker answers InvokeEndpoint for an endpoint that does not exist.
+    stubber.add_client_error(
+        "invoke_endpoint",
+        service_error_code="ValidationError",
+        service_message="Endpoint test-endpoint of account 123456789012 not found.",
+        http_status_code=400,
+    )
+    response = _post(client)
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert error["code"] == "endpoint_unavailable"
+    assert error["message"].startswith("no model is deployed yet")
+    assert "POST /jobs/tune" in error["message"]
+    assert "retry-after" not in response.headers  # seconds would not help

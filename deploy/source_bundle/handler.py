@@ -23,6 +23,7 @@ logger.setLevel(logging.INFO)
 PAYLOAD_ROOT = Path(__file__).resolve().parent.parent / "payload"
 
 Responder = Callable[[str, dict[str, Any]], None]
+RESPONSE_LIMIT_BYTES = 4096
 
 
 def put_response(url: str, body: dict[str, Any]) -> None:
@@ -67,10 +68,19 @@ def handle(
     except Exception as error:
         logger.exception("source bundle %s failed", event.get("RequestType"))
         body["Status"] = "FAILED"
-        # CloudFormation shows this reason in the stack events; keep it short.
-        body["Reason"] = f"{type(error).__name__}: {error}"[:500]
+        body["Reason"] = _fitting_reason(body, f"{type(error).__name__}: {error}")
     respond(event["ResponseURL"], body)
     return body
+
+
+def _fitting_reason(body: dict[str, Any], reason: str) -> str:
+    """The reason, cut so the whole response stays within CloudFormation's 4096 bytes as
+    JSON ("Custom resource response objects"): a character may take up to 12 bytes once
+    escaped, so the encoded body is measured, not the string. Short: the stack events show it."""
+    reason = reason[:500]
+    while reason and len(json.dumps({**body, "Reason": reason}).encode()) > RESPONSE_LIMIT_BYTES:
+        reason = reason[: len(reason) * 3 // 4]
+    return reason
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

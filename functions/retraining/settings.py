@@ -115,7 +115,10 @@ class Settings(BaseSettings):
     aws_read_timeout_s: float = Field(5.0, gt=0)
 
     # API
-    max_image_bytes: int = 4 * 1024 * 1024
+    # 3 MiB: a body API Gateway takes for binary (any non-text Content-Type) reaches Lambda
+    # base64-encoded a second time, 16/9 of the image; at 4 MiB that is ~7.5 MB, over
+    # Lambda's 6 MB synchronous payload, and Lambda would refuse it before /predict's 413.
+    max_image_bytes: int = 3 * 1024 * 1024
     # PREDICT_MAX_ATTEMPTS * (connect + read) must stay below API Gateway's 29 s integration
     # timeout (checked below), or the gateway answers its own 503 before /predict's 504.
     predict_connect_timeout_s: float = Field(2.0, gt=0)

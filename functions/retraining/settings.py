@@ -37,7 +37,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
 
     # Naming and storage
-    resource_prefix: str = Field("cifar100", max_length=10, pattern=r"^[a-zA-Z0-9-]+$")
+    # Lower case as the template's AllowedPattern: SageMaker lower-cases names inside ARNs, so
+    # the IAM scopes on <prefix>-* only match a lower-case prefix.
+    resource_prefix: str = Field("cifar100", max_length=10, pattern=r"^[a-z][a-z0-9-]*$")
     runs_table: str = "cifar100-runs"
     artifact_bucket: str = ""
     endpoint_name: str = "cifar100-classifier"

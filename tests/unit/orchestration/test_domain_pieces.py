@@ -166,3 +166,11 @@ def test_debugger_on_an_image_without_smdebug_is_refused():
 def test_predict_timeouts_that_outlive_api_gateway_are_refused():
     with pytest.raises(ValueError, match="exceeds 26 s"):
         Settings(_env_file=None, predict_read_timeout_s=20.0)
+
+
+@pytest.mark.parametrize("prefix", ["Cifar100", "CIFAR", "1abc", "-abc"])
+def test_a_prefix_the_template_refuses_is_refused_here_too(prefix: str) -> None:
+    """The template's AllowedPattern ^[a-z][a-z0-9-]{0,9}$: SageMaker lower-cases names in
+    ARNs, so an upper-case prefix would slip out of every <prefix>-* IAM scope."""
+    with pytest.raises(ValueError, match="resource_prefix"):
+        Settings(_env_file=None, resource_prefix=prefix)

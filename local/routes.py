@@ -17,7 +17,7 @@ from api.errors import ApiError
 from retraining import workflow
 from retraining.deps import get_deps
 from retraining.records import RunRecord
-from retraining.run_store import RunStore
+from retraining.stores.protocol import RunStore
 
 # Training's per-epoch line, ``epoch=3 train_loss=1.2340 val_acc=0.6120``; per-batch lines
 # also start with ``epoch=`` but carry no val_acc.

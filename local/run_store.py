@@ -14,8 +14,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from retraining.memory_store import one_page, page_start
-from retraining.record_changes import initial, transitioned, updated
 from retraining.records import (
     TERMINAL_STATUSES,
     RunAlreadyActive,
@@ -23,6 +21,8 @@ from retraining.records import (
     RunRecord,
     RunStatus,
 )
+from retraining.stores.changes import initial, transitioned, updated
+from retraining.stores.memory import one_page, page_start
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, status TEXT NOT NULL, body TEXT NOT NULL);

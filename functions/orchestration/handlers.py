@@ -11,14 +11,15 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from retraining import names, workflow
+from retraining import workflow
 from retraining.aws import deps_from_env
 from retraining.aws_errors import is_retryable
 from retraining.deps import Deps, get_deps, set_default_deps
-from retraining.events import BadEvent
-from retraining.events import tags as event_tags
 from retraining.overrides import TuneOverrides
 from retraining.records import RunAlreadyActive
+from retraining.sagemaker import names
+from retraining.sagemaker.events import BadEvent
+from retraining.sagemaker.events import tags as event_tags
 
 logger = Logger(service="orchestration")
 # The Lambda wiring, built on first use (the local stack and tests install their own).

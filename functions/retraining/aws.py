@@ -61,6 +61,6 @@ def _client(service: str, config: Any) -> Any:
 
 
 def _dynamo_store(client: Any, table: str) -> Any:
-    from retraining.dynamo_store import DynamoRunStore
+    from retraining.stores.dynamo import DynamoRunStore
 
     return DynamoRunStore(client, table)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from retraining.run_store import RunStore
 from retraining.settings import Settings
+from retraining.stores.protocol import RunStore
 
 #: A botocore client (boto3 clients carry no static types).
 Client = Any

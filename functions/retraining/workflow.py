@@ -17,19 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from retraining import autoscaling, names, sagemaker_requests
 from retraining.aws_errors import error_code, error_message, is_not_found, is_retryable
-from retraining.best_job import NoBestJob, best_job, first_failure
-from retraining.deployment import create_once, deploy
 from retraining.deps import Deps
-from retraining.events import (
-    ENDPOINT_DETAIL_TYPE,
-    TRAINING_DETAIL_TYPE,
-    TUNING_DETAIL_TYPE,
-    detail,
-    normalised_status,
-    tags,
-)
 from retraining.overrides import TuneOverrides
 from retraining.quality_gate import decide, final_metrics
 from retraining.records import (
@@ -42,6 +31,17 @@ from retraining.records import (
     Trigger,
     new_run_id,
     utc_now,
+)
+from retraining.sagemaker import autoscaling, names, request_bodies
+from retraining.sagemaker.best_job import NoBestJob, best_job, first_failure
+from retraining.sagemaker.deployment import create_once, deploy
+from retraining.sagemaker.events import (
+    ENDPOINT_DETAIL_TYPE,
+    TRAINING_DETAIL_TYPE,
+    TUNING_DETAIL_TYPE,
+    detail,
+    normalised_status,
+    tags,
 )
 from retraining.stuck_runs import (
     TERMINAL_JOB_STATUSES,
@@ -119,7 +119,7 @@ def start_run(trigger: Trigger, overrides: TuneOverrides, deps: Deps) -> RunReco
         run = store.create(record)  # once: a concurrent start may have taken the slot
     try:
         if data_output:
-            request = sagemaker_requests.data_job_request(settings, run_id, data_output)
+            request = request_bodies.data_job_request(settings, run_id, data_output)
             create_once(deps.sagemaker.create_training_job, request)
             log.info("run %s started data job %s", run_id, run.data_job_name)
             return run
@@ -141,7 +141,7 @@ def _data_to_prepare(deps: Deps) -> str | None:
     listed = deps.s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
     if listed.get("KeyCount", len(listed.get("Contents", []))):
         return None
-    output = sagemaker_requests.data_location(settings)
+    output = request_bodies.data_location(settings)
     if output is None:
         raise DataMissing(
             f"no training data under {settings.train_data_s3_uri}, and it cannot be prepared "
@@ -159,7 +159,7 @@ def _create_tuning_job(
     champion's search), every later run would be refused too: tune from scratch instead,
     once, and say so in the run's history."""
     settings, create = deps.settings, deps.sagemaker.create_hyper_parameter_tuning_job
-    request = sagemaker_requests.tuning_job_request(settings, run.run_id, overrides, parent)
+    request = request_bodies.tuning_job_request(settings, run.run_id, overrides, parent)
     try:
         create_once(create, request)
         return run
@@ -168,7 +168,7 @@ def _create_tuning_job(
             raise
         refusal = error_message(error)
     log.warning("run %s: warm start from %s refused, tuning cold: %s", run.run_id, parent, refusal)
-    create_once(create, sagemaker_requests.tuning_job_request(settings, run.run_id, overrides))
+    create_once(create, request_bodies.tuning_job_request(settings, run.run_id, overrides))
     return deps.store.transition(
         run.run_id,
         run.status,
@@ -298,7 +298,7 @@ def _start_final_training(deps: Deps, run: RunRecord, tuning_job: str) -> Outcom
         example = first_failure(trials)
         return _fail(deps, run.run_id, f"{error}" + (f"; e.g. {example}" if example else ""))
     overrides = TuneOverrides.model_validate(run.overrides)
-    request = sagemaker_requests.final_training_request(
+    request = request_bodies.final_training_request(
         settings, run.run_id, overrides, best.hyperparameters
     )
     create_once(sagemaker.create_training_job, request)

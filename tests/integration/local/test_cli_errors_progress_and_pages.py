@@ -24,7 +24,7 @@ from local.run_store import SqliteRunStore
 from local.sagemaker.wire import make_client
 from retraining.deps import Deps, set_deps
 from retraining.records import RunStatus
-from tests.unit.orchestration.run_store_contract import finish, make_run
+from tests.support.run_store_contract import finish, make_run
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -15,7 +15,7 @@ from local.routes import local_router
 from local.run_store import SqliteRunStore
 from local.s3 import LocalS3
 from local.stack import INFERENCE_SOURCE, REPO_ROOT, TRAINING_SOURCE, LocalStack
-from tests.unit.orchestration.run_store_contract import make_run
+from tests.support.run_store_contract import make_run
 
 
 def test_published_sources_are_the_cloud_bundles_under_the_local_keys(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ import pytest
 
 from local.run_store import SqliteRunStore
 from retraining.records import ACTIVE_STATUSES, RunStatus
-from tests.unit.orchestration.run_store_contract import RunStoreContract, make_run
+from tests.support.run_store_contract import RunStoreContract, make_run
 
 
 class TestSqliteRunStore(RunStoreContract):

@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 
 import api.app
 from retraining.deps import Deps, set_deps
-from retraining.memory_store import InMemoryRunStore
 from retraining.settings import Settings
+from retraining.stores.memory import InMemoryRunStore
 from tests.unit.api.fakes import AnsweringClient
 from tests.unit.api.support import ENDPOINT, LambdaContext
 

@@ -13,9 +13,9 @@ from botocore.stub import Stubber
 from fastapi.testclient import TestClient
 
 from retraining.deps import Deps
-from retraining.memory_store import InMemoryRunStore
 from retraining.records import RunRecord, RunStatus
 from retraining.settings import Settings
+from retraining.stores.memory import InMemoryRunStore
 from tests.unit.api.fakes import AnsweringClient
 
 

@@ -15,18 +15,18 @@ from moto import mock_aws
 
 from orchestration import handlers
 from retraining.deps import Deps, set_deps
-from retraining.dynamo_store import DynamoRunStore, table_definition
-from retraining.events import ENDPOINT_DETAIL_TYPE as ENDPOINT
-from retraining.events import TUNING_DETAIL_TYPE as TUNING
 from retraining.records import RunRecord, RunStatus
-from tests.unit.orchestration.conftest import (
+from retraining.sagemaker.events import ENDPOINT_DETAIL_TYPE as ENDPOINT
+from retraining.sagemaker.events import TUNING_DETAIL_TYPE as TUNING
+from retraining.stores.dynamo import DynamoRunStore, table_definition
+from tests.support.run_flow import ARN, best_trial, final_job
+from tests.support.sagemaker_double import (
     endpoint_description,
     load_event,
     make_settings,
     training_description,
     tuning_description,
 )
-from tests.unit.orchestration.flow import ARN, best_trial, final_job
 
 
 @dataclass

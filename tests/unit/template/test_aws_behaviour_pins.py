@@ -20,8 +20,8 @@ from moto import mock_aws
 
 from deploy.source_bundle import handler as source_bundle
 from local.rules import _TemplateLoader
-from retraining import sagemaker_requests
 from retraining.overrides import TuneOverrides
+from retraining.sagemaker import request_bodies
 from retraining.settings import Settings
 
 REPO = Path(__file__).resolve().parents[3]
@@ -285,16 +285,14 @@ def _tagged_create_actions() -> set[str]:
     settings = Settings(_env_file=None, artifact_bucket="b", sagemaker_role_arn="arn:role")
     run_id, overrides = "r20260101000000abcd", TuneOverrides()
     requests = {
-        "CreateHyperParameterTuningJob": sagemaker_requests.tuning_job_request(
+        "CreateHyperParameterTuningJob": request_bodies.tuning_job_request(
             settings, run_id, overrides
         ),
-        "CreateTrainingJob": sagemaker_requests.final_training_request(
-            settings, run_id, overrides, {}
-        ),
-        "CreateTrainingJob (data)": sagemaker_requests.data_job_request(settings, run_id, "s3://b"),
-        "CreateModel": sagemaker_requests.model_request(settings, run_id, "s3://b/m.tar.gz"),
-        "CreateEndpointConfig": sagemaker_requests.endpoint_config_request(settings, run_id),
-        "CreateEndpoint": sagemaker_requests.create_endpoint_request(settings, run_id),
+        "CreateTrainingJob": request_bodies.final_training_request(settings, run_id, overrides, {}),
+        "CreateTrainingJob (data)": request_bodies.data_job_request(settings, run_id, "s3://b"),
+        "CreateModel": request_bodies.model_request(settings, run_id, "s3://b/m.tar.gz"),
+        "CreateEndpointConfig": request_bodies.endpoint_config_request(settings, run_id),
+        "CreateEndpoint": request_bodies.create_endpoint_request(settings, run_id),
     }
     return {name.split(" ")[0] for name, request in requests.items() if request.get("Tags")}
 

@@ -65,14 +65,19 @@ from moto import mock_aws
 from moto.iam.access_control import IAMPolicy, PermissionResult
 
 from deploy.source_bundle.handler import handle as handle_source_bundle
-from retraining import names, workflow
+from retraining import workflow
 from retraining.aws import deps_from_env
 from retraining.aws_errors import RetryLater
 from retraining.deps import set_deps
-from retraining.dynamo_store import DynamoRunStore
-from retraining.events import ENDPOINT_DETAIL_TYPE, TRAINING_DETAIL_TYPE, TUNING_DETAIL_TYPE
 from retraining.records import RunRecord, RunStatus
+from retraining.sagemaker import names
+from retraining.sagemaker.events import (
+    ENDPOINT_DETAIL_TYPE,
+    TRAINING_DETAIL_TYPE,
+    TUNING_DETAIL_TYPE,
+)
 from retraining.settings import Settings
+from retraining.stores.dynamo import DynamoRunStore
 from tests.support.aws_calls import (
     ACCOUNT,
     HARNESS,
@@ -90,12 +95,12 @@ from tests.support.aws_calls import (
     analyse,
     conditions_hold,
 )
-from tests.unit.api.support import b64, body_of, http_v2_event, model_answer, png_bytes
-from tests.unit.orchestration.conftest import (
+from tests.support.sagemaker_double import (
     endpoint_description,
     training_description,
     tuning_description,
 )
+from tests.unit.api.support import b64, body_of, http_v2_event, model_answer, png_bytes
 
 #: Every principal of the template and what acts with its permissions.
 PRINCIPALS = {

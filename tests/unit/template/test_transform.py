@@ -11,8 +11,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from retraining.dynamo_store import table_definition
 from retraining.settings import Settings
+from retraining.stores.dynamo import table_definition
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

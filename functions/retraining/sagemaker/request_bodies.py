@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import metric_definitions
-from retraining import autoscaling, names
 from retraining.overrides import TuneOverrides
+from retraining.sagemaker import autoscaling, names
 from retraining.settings import Settings
 
 HPO_PROGRAM = "hpo.py"

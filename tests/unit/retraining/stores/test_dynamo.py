@@ -7,9 +7,9 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from retraining.aws_errors import RetryLater, is_retryable
-from retraining.dynamo_store import DynamoRunStore, table_definition
 from retraining.records import RunStatus
-from tests.unit.orchestration.run_store_contract import RunStoreContract, make_run
+from retraining.stores.dynamo import DynamoRunStore, table_definition
+from tests.support.run_store_contract import RunStoreContract, make_run
 
 
 class TestDynamoRunStore(RunStoreContract):

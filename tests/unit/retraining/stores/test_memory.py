@@ -1,7 +1,7 @@
 import pytest
 
-from retraining.memory_store import InMemoryRunStore
-from tests.unit.orchestration.run_store_contract import RunStoreContract
+from retraining.stores.memory import InMemoryRunStore
+from tests.support.run_store_contract import RunStoreContract
 
 
 class TestInMemoryRunStore(RunStoreContract):

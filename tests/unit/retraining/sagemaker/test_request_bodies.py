@@ -10,11 +10,11 @@ import pytest
 from botocore.validate import validate_parameters
 
 import metric_definitions
-from retraining import names, sagemaker_requests
 from retraining.overrides import TuneOverrides
 from retraining.records import new_run_id
+from retraining.sagemaker import names, request_bodies
 from retraining.settings import Settings
-from tests.unit.orchestration.conftest import T, make_settings
+from tests.support.sagemaker_double import T, make_settings
 
 RUN_ID = new_run_id(T)
 BEST = {
@@ -31,7 +31,7 @@ def assert_valid(operation: str, request: dict) -> None:
 
 
 def test_tuning_request_searches_the_documented_space():
-    request = sagemaker_requests.tuning_job_request(make_settings(), RUN_ID, TuneOverrides())
+    request = request_bodies.tuning_job_request(make_settings(), RUN_ID, TuneOverrides())
     assert_valid("CreateHyperParameterTuningJob", request)
     config = request["HyperParameterTuningJobConfig"]
     assert config["Strategy"] == "Bayesian"
@@ -63,7 +63,7 @@ def test_tuning_request_searches_the_documented_space():
 
 def test_tuning_trials_run_hpo_py_from_the_uploaded_source_and_read_the_shared_regexes():
     settings = make_settings()
-    definition = sagemaker_requests.tuning_job_request(settings, RUN_ID, TuneOverrides())[
+    definition = request_bodies.tuning_job_request(settings, RUN_ID, TuneOverrides())[
         "TrainingJobDefinition"
     ]
     static = definition["StaticHyperParameters"]
@@ -91,7 +91,7 @@ def test_overrides_narrow_the_search():
         batch_sizes=[256, 32, 32],
         instance_type="ml.g4dn.xlarge",
     )
-    request = sagemaker_requests.tuning_job_request(make_settings(), RUN_ID, overrides)
+    request = request_bodies.tuning_job_request(make_settings(), RUN_ID, overrides)
     assert_valid("CreateHyperParameterTuningJob", request)
     config = request["HyperParameterTuningJobConfig"]
     assert config["ResourceLimits"] == {"MaxNumberOfTrainingJobs": 3, "MaxParallelTrainingJobs": 3}
@@ -109,7 +109,7 @@ def test_the_stack_settings_set_the_default_search_space(monkeypatch: pytest.Mon
     monkeypatch.setenv("TUNE_EPOCHS_MIN", "1")
     monkeypatch.setenv("TUNE_EPOCHS_MAX", "3")
     monkeypatch.setenv("TUNE_BATCH_SIZES", "32, 16")
-    request = sagemaker_requests.tuning_job_request(make_settings(), RUN_ID, TuneOverrides())
+    request = request_bodies.tuning_job_request(make_settings(), RUN_ID, TuneOverrides())
     assert_valid("CreateHyperParameterTuningJob", request)
     ranges = request["HyperParameterTuningJobConfig"]["ParameterRanges"]
     assert ranges["ContinuousParameterRanges"][0]["MinValue"] == "0.01"
@@ -136,17 +136,15 @@ def test_an_inconsistent_default_search_space_is_refused(
 
 
 def test_parallel_jobs_never_exceed_jobs_when_only_one_is_overridden():
-    request = sagemaker_requests.tuning_job_request(
-        make_settings(), RUN_ID, TuneOverrides(max_jobs=1)
-    )
+    request = request_bodies.tuning_job_request(make_settings(), RUN_ID, TuneOverrides(max_jobs=1))
     limits = request["HyperParameterTuningJobConfig"]["ResourceLimits"]
     assert limits == {"MaxNumberOfTrainingJobs": 1, "MaxParallelTrainingJobs": 1}
 
 
 def test_spot_training_checkpoints_to_s3_and_waits_longer_than_it_runs():
     settings = make_settings(spot_training=True, max_runtime_s=7200, spot_max_wait_s=3600)
-    tuning = sagemaker_requests.tuning_job_request(settings, RUN_ID, TuneOverrides())
-    final = sagemaker_requests.final_training_request(settings, RUN_ID, TuneOverrides(), BEST)
+    tuning = request_bodies.tuning_job_request(settings, RUN_ID, TuneOverrides())
+    final = request_bodies.final_training_request(settings, RUN_ID, TuneOverrides(), BEST)
     assert_valid("CreateHyperParameterTuningJob", tuning)
     assert_valid("CreateTrainingJob", final)
     trials = tuning["TrainingJobDefinition"]
@@ -165,9 +163,7 @@ def test_spot_training_checkpoints_to_s3_and_waits_longer_than_it_runs():
 
 
 def test_final_job_drops_sagemakers_internal_hyperparameters():
-    request = sagemaker_requests.final_training_request(
-        make_settings(), RUN_ID, TuneOverrides(), BEST
-    )
+    request = request_bodies.final_training_request(make_settings(), RUN_ID, TuneOverrides(), BEST)
     assert "_tuning_objective_metric" not in request["HyperParameters"]
     assert request["HyperParameters"]["sagemaker_program"] == "train_model.py"
 
@@ -178,7 +174,7 @@ def test_debugger_on_records_every_epoch_runs_the_rules_and_profiles():
         debugger_tensor_save_interval=50,
         training_image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/training-with-smdebug:1",
     )
-    request = sagemaker_requests.final_training_request(settings, RUN_ID, TuneOverrides(), BEST)
+    request = request_bodies.final_training_request(settings, RUN_ID, TuneOverrides(), BEST)
     assert_valid("CreateTrainingJob", request)
     hook = request["DebugHookConfig"]
     assert hook["S3OutputPath"] == f"s3://cifar100-artifacts/runs/{RUN_ID}/debug/tensors"
@@ -208,7 +204,7 @@ def test_canary_rollout_and_no_alarms():
     settings = make_settings(
         deployment_strategy="canary", canary_percent=20, canary_wait_s=600, rollback_alarm_names=""
     )
-    request = sagemaker_requests.update_endpoint_request(settings, RUN_ID)
+    request = request_bodies.update_endpoint_request(settings, RUN_ID)
     assert_valid("UpdateEndpoint", request)
     policy = request["DeploymentConfig"]["BlueGreenUpdatePolicy"]
     assert policy["TrafficRoutingConfiguration"] == {
@@ -222,7 +218,7 @@ def test_canary_rollout_and_no_alarms():
 def test_all_at_once_bakes_long_enough_for_the_rollback_alarms_to_fire():
     # Alarms are watched only during the wait after the traffic switch: 0 s would mean
     # they never roll anything back.
-    request = sagemaker_requests.update_endpoint_request(make_settings(), RUN_ID)
+    request = request_bodies.update_endpoint_request(make_settings(), RUN_ID)
     assert_valid("UpdateEndpoint", request)
     policy = request["DeploymentConfig"]["BlueGreenUpdatePolicy"]
     assert policy["TrafficRoutingConfiguration"] == {
@@ -233,7 +229,7 @@ def test_all_at_once_bakes_long_enough_for_the_rollback_alarms_to_fire():
     assert request["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
 
     custom = make_settings(deployment_bake_s=600, termination_wait_s=30)
-    policy = sagemaker_requests.update_endpoint_request(custom, RUN_ID)["DeploymentConfig"][
+    policy = request_bodies.update_endpoint_request(custom, RUN_ID)["DeploymentConfig"][
         "BlueGreenUpdatePolicy"
     ]
     assert policy["TrafficRoutingConfiguration"]["WaitIntervalInSeconds"] == 600
@@ -253,14 +249,14 @@ def test_the_bake_period_is_read_from_the_environment(monkeypatch: pytest.Monkey
     [
         (
             "CreateModel",
-            sagemaker_requests.model_request(make_settings(), RUN_ID, "s3://b/m.tar.gz"),
+            request_bodies.model_request(make_settings(), RUN_ID, "s3://b/m.tar.gz"),
         ),
         (
             "CreateEndpointConfig",
-            sagemaker_requests.endpoint_config_request(make_settings(), RUN_ID),
+            request_bodies.endpoint_config_request(make_settings(), RUN_ID),
         ),
-        ("CreateEndpoint", sagemaker_requests.create_endpoint_request(make_settings(), RUN_ID)),
-        ("UpdateEndpoint", sagemaker_requests.update_endpoint_request(make_settings(), RUN_ID)),
+        ("CreateEndpoint", request_bodies.create_endpoint_request(make_settings(), RUN_ID)),
+        ("UpdateEndpoint", request_bodies.update_endpoint_request(make_settings(), RUN_ID)),
     ],
 )
 def test_deployment_requests_match_the_service_model(operation, request_):

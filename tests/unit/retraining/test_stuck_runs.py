@@ -12,8 +12,8 @@ from retraining import workflow
 from retraining.overrides import TuneOverrides
 from retraining.records import RunAlreadyActive, RunRecord, RunStatus
 from retraining.stuck_runs import worst_case_duration
-from tests.unit.orchestration.conftest import training_description, tuning_description
-from tests.unit.orchestration.flow import ARN
+from tests.support.run_flow import ARN
+from tests.support.sagemaker_double import training_description, tuning_description
 
 NOW = datetime.now(UTC)
 HOLDER = "r20261101000000aaaa"

@@ -11,8 +11,6 @@ import copy
 import threading
 from typing import Any
 
-from retraining.names import RUN_ID
-from retraining.record_changes import initial, transitioned, updated
 from retraining.records import (
     TERMINAL_STATUSES,
     RunAlreadyActive,
@@ -20,6 +18,8 @@ from retraining.records import (
     RunRecord,
     RunStatus,
 )
+from retraining.sagemaker.names import RUN_ID
+from retraining.stores.changes import initial, transitioned, updated
 
 
 def encode_cursor(run_id: str) -> str:

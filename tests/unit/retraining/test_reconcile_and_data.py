@@ -19,10 +19,11 @@ from moto import mock_aws
 
 from retraining import workflow
 from retraining.deps import Deps
-from retraining.memory_store import InMemoryRunStore
 from retraining.overrides import TuneOverrides
 from retraining.records import DataMissing, RunRecord, RunStatus
-from tests.unit.orchestration.conftest import (
+from retraining.stores.memory import InMemoryRunStore
+from tests.support.run_flow import ARN, best_trial, final_job, start
+from tests.support.sagemaker_double import (
     ACCOUNT,
     RecordingSageMaker,
     endpoint_description,
@@ -31,7 +32,6 @@ from tests.unit.orchestration.conftest import (
     training_description,
     tuning_description,
 )
-from tests.unit.orchestration.flow import ARN, best_trial, final_job, start
 
 BUCKET = "cifar100-artifacts"
 

@@ -9,8 +9,8 @@ import pytest
 from retraining import workflow
 from retraining.aws_errors import RetryLater, is_retryable
 from retraining.records import RunStatus
-from tests.unit.orchestration.conftest import endpoint_description, load_event
-from tests.unit.orchestration.flow import ARN, expect_describe_final, finish_tuning, start
+from tests.support.run_flow import ARN, expect_describe_final, finish_tuning, start
+from tests.support.sagemaker_double import endpoint_description, load_event
 
 OLD_CONFIG = "cifar100-r20261101000000aaaa"
 

@@ -32,7 +32,6 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from retraining.aws_errors import RetryLater
-from retraining.record_changes import initial, transitioned, updated
 from retraining.records import (
     TERMINAL_STATUSES,
     RunAlreadyActive,
@@ -40,6 +39,7 @@ from retraining.records import (
     RunRecord,
     RunStatus,
 )
+from retraining.stores.changes import initial, transitioned, updated
 
 LOCK_KEY = "#active"
 CHAMPION_KEY = "#champion"

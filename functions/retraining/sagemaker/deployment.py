@@ -17,8 +17,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from retraining import autoscaling, names, sagemaker_requests
 from retraining.aws_errors import RetryLater, is_already_exists, is_not_found, is_not_yet_visible
+from retraining.sagemaker import autoscaling, names, request_bodies
 from retraining.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -75,18 +75,18 @@ def deploy(
     lets an update that changes the instance type deregister the variant first."""
     create_once(
         sagemaker.create_model,
-        sagemaker_requests.model_request(settings, run_id, model_data_url),
+        request_bodies.model_request(settings, run_id, model_data_url),
     )
     create_when_visible(
         sagemaker.create_endpoint_config,
-        sagemaker_requests.endpoint_config_request(settings, run_id),
+        request_bodies.endpoint_config_request(settings, run_id),
     )
     config_name = names.endpoint_config_name(settings.resource_prefix, run_id)
     endpoint = describe_endpoint(sagemaker, settings.endpoint_name)
     if endpoint is None:
         create_when_visible(
             sagemaker.create_endpoint,
-            sagemaker_requests.create_endpoint_request(settings, run_id),
+            request_bodies.create_endpoint_request(settings, run_id),
         )
         return f"creating endpoint {settings.endpoint_name} with {config_name}"
     if targets(endpoint, config_name):
@@ -99,7 +99,7 @@ def deploy(
         live = endpoint["EndpointConfigName"]
         deregistered = autoscaling.prepare_update(scaling, sagemaker, settings, live)
     try:
-        sagemaker.update_endpoint(**sagemaker_requests.update_endpoint_request(settings, run_id))
+        sagemaker.update_endpoint(**request_bodies.update_endpoint_request(settings, run_id))
     except Exception as error:
         # A duplicate delivery may have started the same update a moment ago.
         if isinstance(error, ClientError):

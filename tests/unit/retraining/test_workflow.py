@@ -8,16 +8,10 @@ from botocore.exceptions import ClientError
 
 import metric_definitions
 from retraining import workflow
-from retraining.events import BadEvent
 from retraining.overrides import TuneOverrides
 from retraining.records import RunAlreadyActive, RunStatus
-from tests.unit.orchestration.conftest import (
-    endpoint_description,
-    load_event,
-    training_description,
-    tuning_description,
-)
-from tests.unit.orchestration.flow import (
+from retraining.sagemaker.events import BadEvent
+from tests.support.run_flow import (
     best_trial,
     expect_describe_final,
     final_job,
@@ -25,6 +19,12 @@ from tests.unit.orchestration.flow import (
     finish_tuning,
     settle,
     start,
+)
+from tests.support.sagemaker_double import (
+    endpoint_description,
+    load_event,
+    training_description,
+    tuning_description,
 )
 
 

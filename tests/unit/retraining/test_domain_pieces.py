@@ -7,11 +7,11 @@ from botocore.exceptions import ClientError
 from botocore.retries.standard import ExponentialBackoff
 
 from retraining import aws, aws_errors
-from retraining.best_job import NoBestJob, best_job
-from retraining.dynamo_store import DynamoRunStore
 from retraining.quality_gate import MissingMetric, decide, final_metrics
+from retraining.sagemaker.best_job import NoBestJob, best_job
 from retraining.settings import Settings
-from tests.unit.orchestration.conftest import tuning_description
+from retraining.stores.dynamo import DynamoRunStore
+from tests.support.sagemaker_double import tuning_description
 
 
 def client_error(code: str, message: str = "", status: int = 400) -> ClientError:

@@ -7,7 +7,7 @@ from typing import Any
 from retraining import workflow
 from retraining.overrides import TuneOverrides
 from retraining.records import RunRecord
-from tests.unit.orchestration.conftest import (
+from tests.support.sagemaker_double import (
     ACCOUNT,
     RecordingSageMaker,
     endpoint_description,

@@ -24,22 +24,23 @@ from botocore.stub import Stubber
 
 from deploy.source_bundle import bundle
 from local.rules import _TemplateLoader
-from retraining import autoscaling, names, sagemaker_requests, workflow
+from retraining import workflow
 from retraining.aws_errors import is_retryable
 from retraining.deps import Deps
-from retraining.dynamo_store import DynamoRunStore
-from retraining.memory_store import InMemoryRunStore
 from retraining.overrides import TuneOverrides
 from retraining.records import RunRecord, RunStatus, new_run_id
-from tests.unit.orchestration.conftest import (
+from retraining.sagemaker import autoscaling, names, request_bodies
+from retraining.stores.dynamo import DynamoRunStore
+from retraining.stores.memory import InMemoryRunStore
+from tests.support.run_flow import ARN, best_trial, final_job, start
+from tests.support.run_store_contract import make_run
+from tests.support.sagemaker_double import (
     RecordingSageMaker,
     load_event,
     make_settings,
     training_description,
     tuning_description,
 )
-from tests.unit.orchestration.flow import ARN, best_trial, final_job, start
-from tests.unit.orchestration.run_store_contract import make_run
 
 REPO = Path(__file__).resolve().parents[3]
 BUCKET = "cifar100-artifacts"
@@ -222,7 +223,7 @@ def _assert_fits(hyperparameters: dict[str, str], extra: int = 0) -> None:
 def test_every_hyperparameter_of_every_job_fits_the_documented_limits() -> None:
     settings = _long_settings()
     run_id = new_run_id()
-    tuning = sagemaker_requests.tuning_job_request(
+    tuning = request_bodies.tuning_job_request(
         settings, run_id, TuneOverrides(batch_sizes=[16, 32, 64, 128, 256, 512])
     )
     static = tuning["TrainingJobDefinition"]["StaticHyperParameters"]
@@ -237,15 +238,15 @@ def test_every_hyperparameter_of_every_job_fits_the_documented_limits() -> None:
     # (the objective metric key included; the request drops "_" keys).
     best = tuning_description(names.tuning_job_name(settings.resource_prefix, run_id), "x")
     found = {**best["BestTrainingJob"]["TunedHyperParameters"], "_tuning_objective_metric": "a"}
-    final = sagemaker_requests.final_training_request(settings, run_id, TuneOverrides(), found)
+    final = request_bodies.final_training_request(settings, run_id, TuneOverrides(), found)
     _assert_fits(final["HyperParameters"])
     assert final["HyperParameters"]["sagemaker_submit_directory"] == (
         settings.training_source_s3_uri
     )
 
-    output = sagemaker_requests.data_location(settings)
+    output = request_bodies.data_location(settings)
     assert output is not None
-    data = sagemaker_requests.data_job_request(settings, run_id, output)
+    data = request_bodies.data_job_request(settings, run_id, output)
     _assert_fits(data["HyperParameters"])
 
 
@@ -256,7 +257,7 @@ def test_the_data_job_keeps_internet_access() -> None:
     """Training jobs reach the internet unless EnableNetworkIsolation is true or a VpcConfig
     (without NAT) places them in a VPC: the data job sets neither, whatever the settings."""
     for settings in (make_settings(), _long_settings(), make_settings(spot_training=True)):
-        request = sagemaker_requests.data_job_request(settings, new_run_id(), "s3://b/data")
+        request = request_bodies.data_job_request(settings, new_run_id(), "s3://b/data")
         assert "EnableNetworkIsolation" not in request
         assert "VpcConfig" not in request
         # And the request is one botocore accepts for CreateTrainingJob.

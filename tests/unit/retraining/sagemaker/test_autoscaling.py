@@ -15,25 +15,26 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from retraining import autoscaling, workflow
+from retraining import workflow
 from retraining.deps import Deps
 from retraining.records import RunStatus
+from retraining.sagemaker import autoscaling
 from retraining.settings import Settings
-from tests.unit.orchestration.conftest import (
-    ACCOUNT,
-    RecordingSageMaker,
-    T,
-    endpoint_description,
-    load_event,
-    make_settings,
-)
-from tests.unit.orchestration.flow import (
+from tests.support.run_flow import (
     ARN,
     expect_describe_final,
     finish_training,
     finish_tuning,
     settle,
     start,
+)
+from tests.support.sagemaker_double import (
+    ACCOUNT,
+    RecordingSageMaker,
+    T,
+    endpoint_description,
+    load_event,
+    make_settings,
 )
 
 RESOURCE_ID = "endpoint/cifar100-classifier/variant/AllTraffic"

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from retraining import sagemaker_requests
 from retraining.overrides import TuneOverrides
+from retraining.sagemaker import request_bodies
 from retraining.settings import Settings
 from trainlib.config import parse_bool, parse_config
 
@@ -39,7 +39,7 @@ def toolkit_argv(hyperparameters: dict[str, str]) -> list[str]:
 
 @pytest.mark.parametrize(("spelt", "meant"), [("True", True), ("False", False)])
 def test_the_toolkits_spelling_of_a_boolean_is_accepted(spelt: str, meant: bool) -> None:
-    sent = sagemaker_requests.static_hyperparameters(_settings(meant), "x.py")["pretrained"]
+    sent = request_bodies.static_hyperparameters(_settings(meant), "x.py")["pretrained"]
     assert toolkit_argv({"pretrained": sent}) == ["--pretrained", spelt]  # "true" -> True
     assert parse_bool(spelt) is meant
 
@@ -66,7 +66,7 @@ TUNED = {
 @pytest.mark.parametrize("pretrained", [True, False])
 def test_the_final_jobs_hyperparameters_parse_as_sent(sm_env: Any, pretrained: bool) -> None:
     settings = _settings(pretrained)
-    request = sagemaker_requests.final_training_request(
+    request = request_bodies.final_training_request(
         settings, "r20260101000000abcd", TuneOverrides(), TUNED
     )
     argv = toolkit_argv(request["HyperParameters"])
@@ -86,9 +86,7 @@ def test_a_tuning_trials_hyperparameters_parse_as_sent(sm_env: Any, pretrained: 
     """A trial gets the static hyperparameters plus one value from each range, SageMaker
     spelling a categorical value as given (``"128"``) and numbers as decimal strings."""
     settings = _settings(pretrained)
-    request = sagemaker_requests.tuning_job_request(
-        settings, "r20260101000000abcd", TuneOverrides()
-    )
+    request = request_bodies.tuning_job_request(settings, "r20260101000000abcd", TuneOverrides())
     static = request["TrainingJobDefinition"]["StaticHyperParameters"]
     ranges = request["HyperParameterTuningJobConfig"]["ParameterRanges"]
     trial = {

@@ -37,9 +37,9 @@ def sample_trials(
     for _ in range(count):
         trial = {name: rng.choice(values) for name, values in categorical.items()}
         for r in ranges.get("IntegerParameterRanges", []):
-            low, high = int(r["MinValue"]), int(r["MaxValue"])
-            value = _sample(low, high + 0.999, r.get("ScalingType", "Auto"), rng)
-            trial[r["Name"]] = str(min(high, max(low, int(value))))
+            first, last = int(r["MinValue"]), int(r["MaxValue"])
+            value = _sample(first, last + 0.999, r.get("ScalingType", "Auto"), rng)
+            trial[r["Name"]] = str(min(last, max(first, int(value))))
         for r in ranges.get("ContinuousParameterRanges", []):
             low, high = float(r["MinValue"]), float(r["MaxValue"])
             trial[r["Name"]] = f"{_sample(low, high, r.get('ScalingType', 'Auto'), rng):.6g}"

@@ -12,6 +12,8 @@ from botocore.exceptions import ClientError
 
 from local.events import ENDPOINT
 from local.s3 import LocalS3
+from local.sagemaker.backend import LocalSageMaker
+from local.sagemaker.wire import attach_runtime_backend, make_client
 from tests.integration.local.conftest import BUCKET, Emitted, wait_for
 
 # A handler with the inference toolkit's four functions; errors carry .status_code.
@@ -141,3 +143,39 @@ def test_endpoint_lifecycle_blue_green_and_model_errors(
             EndpointConfigName="blue",
             ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "blue"}],
         )
+
+
+def test_restart_settles_endpoints_in_flight_and_reloads_served_models(
+    sm: Any, runtime: Any, s3: LocalS3, tmp_path: Path, backend: LocalSageMaker
+) -> None:
+    deploy_config(sm, s3, tmp_path, "blue", "apple")
+    for name in ("ep", "ep-new"):
+        sm.create_endpoint(EndpointName=name, EndpointConfigName="blue")
+    assert wait_for(lambda: settled(sm))["EndpointStatus"] == "InService"
+    wait_for(lambda: sm.describe_endpoint(EndpointName="ep-new")["EndpointStatus"] != "Creating")
+    backend.shutdown()
+    # What a stack killed mid-deployment leaves behind.
+    for name, status in (("ep", "Updating"), ("ep-new", "Creating")):
+        doc = backend.table.get("endpoint", name)
+        assert doc is not None
+        backend.table.put("endpoint", name, {**doc, "EndpointStatus": status})
+
+    after: list[dict[str, Any]] = []
+    restarted = LocalSageMaker(tmp_path / "sm", s3, after.append)
+    restarted.recover()
+    try:
+        assert [(e["detail"]["EndpointName"], e["detail"]["EndpointStatus"]) for e in after] == [
+            ("ep", "IN_SERVICE"),
+            ("ep-new", "FAILED"),
+        ]
+        assert all(e["detail"]["FailureReason"] == "local stack stopped" for e in after)
+        # The new process hosts nothing yet: the first invocation loads what ep served.
+        new_runtime = attach_runtime_backend(make_client("sagemaker-runtime"), restarted.invoke)
+        assert invoke(new_runtime, {"n": 1}) == {"label": "apple", "echo": {"n": 1}}
+        with pytest.raises(ClientError) as failed:
+            new_runtime.invoke_endpoint(
+                EndpointName="ep-new", ContentType="application/json", Body=b"{}"
+            )
+        assert failed.value.response["Error"]["Code"] == "ValidationError"
+    finally:
+        restarted.shutdown()

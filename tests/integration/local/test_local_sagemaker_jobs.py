@@ -173,3 +173,63 @@ def test_restart_marks_running_jobs_failed_and_tells_the_handlers(
     assert job["TrainingJobStatus"] == "Failed"
     assert job["FailureReason"] == "local stack stopped"
     assert [e["detail"]["TrainingJobStatus"] for e in after] == ["Failed"]
+
+
+def test_stopping_a_tuning_job_stops_its_trials_and_launches_no_more(
+    sm: Any, emitted: Emitted
+) -> None:
+    definition = training_request("unused", sleep="60")
+    sm.create_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName="tune-stop",
+        HyperParameterTuningJobConfig={
+            "Strategy": "Random",
+            "HyperParameterTuningJobObjective": {"Type": "Maximize", "MetricName": "val_acc"},
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": 3, "MaxParallelTrainingJobs": 1},
+        },
+        TrainingJobDefinition={
+            "StaticHyperParameters": definition["HyperParameters"],
+            **{
+                k: definition[k]
+                for k in (
+                    "AlgorithmSpecification",
+                    "RoleArn",
+                    "InputDataConfig",
+                    "OutputDataConfig",
+                    "ResourceConfig",
+                    "StoppingCondition",
+                )
+            },
+        },
+    )
+
+    def first_trial_training() -> bool:
+        trials = sm.list_training_jobs_for_hyper_parameter_tuning_job(
+            HyperParameterTuningJobName="tune-stop"
+        )["TrainingJobSummaries"]
+        return bool(trials) and (
+            sm.describe_training_job(TrainingJobName=trials[0]["TrainingJobName"])[
+                "SecondaryStatus"
+            ]
+            == "Training"
+        )
+
+    wait_for(first_trial_training)
+    sm.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName="tune-stop")
+    done = wait_for(
+        lambda: (
+            (d := sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="tune-stop"))[
+                "HyperParameterTuningJobStatus"
+            ]
+            not in ("InProgress", "Stopping")
+            and d
+        ),
+        timeout=30,
+    )
+    assert done["HyperParameterTuningJobStatus"] == "Stopped"
+    assert done["TrainingJobStatusCounters"]["Stopped"] == 1
+    assert sum(done["TrainingJobStatusCounters"].values()) == 1
+    assert "BestTrainingJob" not in done
+    with pytest.raises(ClientError, match="The tuning job is in status Stopped"):
+        sm.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName="tune-stop")
+    statuses = [e["detail"]["HyperParameterTuningJobStatus"] for e in emitted.of(TUNING)]
+    assert statuses == ["InProgress", "Stopped"]

@@ -28,7 +28,8 @@ def _unwrap(net):
 
 
 def run(config: TrainConfig, *, instrumented: bool) -> dict[str, float]:
-    """Load data, train, evaluate, write the artifact. Returns the final metrics."""
+    """Load data, train, evaluate, write the artifact (unless a trial's config says not to).
+    Returns the final metrics."""
     import torch
 
     from trainlib import checkpoint as checkpoints
@@ -190,15 +191,18 @@ def run(config: TrainConfig, *, instrumented: bool) -> dict[str, float]:
         flush=True,
     )
 
-    metadata = build_metadata(
-        num_classes=len(full.classes),
-        image_size=config.image_size,
-        preprocess=spec,
-        hyperparameters=config.hyperparameters(),
-        metrics={"test_acc": test_acc, "test_loss": test_loss, "val_acc": val_acc},
-        job_name=config.job_name,
-    )
-    write_artifact(config.model_dir, net, full.classes, metadata, config.inference_code)
+    if config.save_model:
+        metadata = build_metadata(
+            num_classes=len(full.classes),
+            image_size=config.image_size,
+            preprocess=spec,
+            hyperparameters=config.hyperparameters(),
+            metrics={"test_acc": test_acc, "test_loss": test_loss, "val_acc": val_acc},
+            job_name=config.job_name,
+        )
+        write_artifact(config.model_dir, net, full.classes, metadata, config.inference_code)
+    else:  # a trial: nothing reads its weights (the final job retrains), so none are kept
+        print("model not saved (a tuning trial; --save_model true keeps it)", flush=True)
     return {**final, "val_acc": val_acc, "val_loss": val_loss}
 
 

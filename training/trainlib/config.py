@@ -2,6 +2,9 @@
 
 Every hyperparameter arrives as ``--name value`` (SageMaker script mode); every path has a
 flag whose default is the matching ``SM_*`` variable, so the scripts also run on a laptop.
+
+Each option is declared once, as a ``TrainConfig`` field whose metadata holds an ``Option``;
+the parser, the hyperparameters dict and the resume settings are all read from those fields.
 """
 
 from __future__ import annotations
@@ -9,10 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import MISSING, Field, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Literal, TypeVar
 
 from trainlib.errors import InputError
 
@@ -29,71 +33,18 @@ AMP_MODES = ("auto", "on", "off")
 #: CheckpointConfig's default LocalPath: SageMaker creates it only when the job has one.
 SAGEMAKER_CHECKPOINT_DIR = Path("/opt/ml/checkpoints")
 
-#: Settings a checkpoint must share with the run that resumes it (``epochs`` may change).
-RESUME_SETTINGS = (
-    "learning_rate",
-    "batch_size",
-    "image_size",
-    "pretrained",
-    "val_fraction",
-    "seed",
-    "label_smoothing",
-    "weight_decay",
-    "momentum",
-    "warmup_epochs",
-    "hidden_units",
-    "dropout",
-    "freeze_backbone",
-)
+# --help groups, in the order they are shown.
+HYPERPARAMETERS = "hyperparameters (SageMaker passes them as --name value)"
+LIBRARY = "library options"
+PATHS = "paths (defaults: the SageMaker environment)"
+_GROUPS = (HYPERPARAMETERS, LIBRARY, PATHS)
 
+#: The two entry points: train_model.py (the final job) and hpo.py (a tuning trial).
+Job = Literal["final", "trial"]
+T = TypeVar("T")
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything a run needs, validated."""
-
-    train: Path
-    test: Path
-    model_dir: Path
-    output_data_dir: Path
-    inference_code: Path | None
-    tensorboard_dir: Path
-    learning_rate: float
-    batch_size: int
-    epochs: int
-    image_size: int
-    pretrained: bool
-    val_fraction: float
-    seed: int
-    label_smoothing: float
-    weight_decay: float
-    momentum: float
-    warmup_epochs: float
-    hidden_units: int
-    dropout: float
-    freeze_backbone: bool
-    log_interval: int
-    num_workers: int
-    num_gpus: int
-    job_name: str
-    amp: str = "auto"
-    checkpoint_dir: Path | None = None
-
-    def resume_settings(self) -> dict[str, float | int | bool]:
-        values = asdict(self)
-        return {name: values[name] for name in RESUME_SETTINGS}
-
-    def hyperparameters(self) -> dict[str, float | int | bool]:
-        """The documented hyperparameters, as metadata.json records them."""
-        values = asdict(self)
-        names = ("learning_rate", "batch_size", "epochs", "image_size", "pretrained")
-        return {name: values[name] for name in names}
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises InputError instead of printing usage and exiting."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise InputError(message)
+_OPTION = "option"  # the metadata key of a field that is a command-line option
+_FIELD_DEFAULT: Any = object()  # Option.cli_default unset: the flag defaults to the field's
 
 
 def _strip_quotes(text: str) -> str:
@@ -102,6 +53,7 @@ def _strip_quotes(text: str) -> str:
 
 
 def parse_bool(text: str) -> bool:
+    # lower(): the training toolkit spells Python booleans True / False.
     value = _strip_quotes(text).lower()
     if value in _TRUE:
         return True
@@ -110,10 +62,12 @@ def parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def _ranged(kind: type, low: float, high: float, *, low_open: bool = False):
+def _ranged(
+    kind: type[int] | type[float], low: float, high: float, *, low_open: bool = False
+) -> Callable[[str], float]:
     """An argparse type that parses ``kind`` and checks ``low <(=) value <= high``."""
 
-    def parse(text: str) -> float | int:
+    def parse(text: str) -> float:
         try:
             value = kind(_strip_quotes(text))
         except ValueError:
@@ -128,153 +82,243 @@ def _ranged(kind: type, low: float, high: float, *, low_open: bool = False):
     return parse
 
 
+def _lowercase(text: str) -> str:
+    return _strip_quotes(text).lower()
+
+
 def default_checkpoint_dir() -> Path | None:
     return SAGEMAKER_CHECKPOINT_DIR if SAGEMAKER_CHECKPOINT_DIR.is_dir() else None
+
+
+@dataclass(frozen=True)
+class Option:
+    """How a ``TrainConfig`` field appears on the command line and in the records."""
+
+    help: str
+    group: str
+    parse: Callable[[str], Any] = str  # argparse ``type``; paths stay text until parse_config
+    choices: tuple[str, ...] | None = None
+    #: The ``SM_*`` variable whose value is the flag's default (named in --help too).
+    env: str | None = None
+    #: The flag's default when it is not the field's (or the variable is unset); a callable
+    #: is called when the parser is built, so it sees the machine it runs on.
+    cli_default: Any = _FIELD_DEFAULT
+    hyperparameter: bool = False  # recorded in metadata.json and metrics.json
+    resume: bool = False  # must equal the checkpoint's value to resume from it
+    #: Only this entry point has the flag; the other one always gets the field's default.
+    job: Job | None = None
+
+    def flag(self, name: str) -> str:
+        # SageMaker passes hyperparameters under their own names; paths keep the dashed flags
+        # of the original scripts (--model-dir, --output-data-dir).
+        return "--" + (name.replace("_", "-") if self.group == PATHS else name)
+
+
+def _hyper(default: T, help: str, parse: Callable[[str], Any], *, resume: bool = True) -> T:
+    """A documented hyperparameter; all but ``epochs`` must match a resumed checkpoint."""
+    option = Option(help, HYPERPARAMETERS, parse, hyperparameter=True, resume=resume)
+    return field(default=default, metadata={_OPTION: option})
+
+
+def _lib(
+    default: T,
+    help: str,
+    parse: Callable[[str], Any],
+    *,
+    resume: bool = False,
+    choices: tuple[str, ...] | None = None,
+    cli_default: Any = _FIELD_DEFAULT,
+    job: Job | None = None,
+) -> T:
+    option = Option(help, LIBRARY, parse, choices, resume=resume, cli_default=cli_default, job=job)
+    return field(default=default, metadata={_OPTION: option})
+
+
+def _path(
+    help: str, *, env: str | None = None, cli_default: Any = None, job: Job | None = None
+) -> dict[str, Option]:
+    """``field`` metadata of a path flag (text until parse_config makes it a Path)."""
+    return {_OPTION: Option(help, PATHS, env=env, cli_default=cli_default, job=job)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Everything a run needs, validated. Field order is --help's order within each group."""
+
+    learning_rate: float = _hyper(
+        0.01, "peak learning rate of SGD after warm-up", _ranged(float, 0, 10, low_open=True)
+    )
+    batch_size: int = _hyper(128, "images per step (split across GPUs)", _ranged(int, 1, 4096))
+    # resume=False: a resumed run may be given more epochs (or fewer, down to its own).
+    epochs: int = _hyper(10, "passes over the training split", _ranged(int, 1, 1000), resume=False)
+    image_size: int = _hyper(
+        DEFAULT_IMAGE_SIZE,
+        "input side in pixels; images are resized to image_size x image_size",
+        _ranged(int, 16, 1024),
+    )
+    pretrained: bool = _hyper(
+        True,
+        "start from torchvision's ImageNet weights (ResNet34_Weights.IMAGENET1K_V1)",
+        parse_bool,
+    )
+    val_fraction: float = _lib(
+        0.1,
+        "share of each class in the training channel held out for validation (HPO objective)",
+        _ranged(float, 0, 0.9, low_open=True),
+        resume=True,
+    )
+    seed: int = _lib(
+        42,
+        "seed for the validation split, initialisation and batch order",
+        _ranged(int, 0, 2**31 - 1),
+        resume=True,
+    )
+    label_smoothing: float = _lib(
+        0.1, "label smoothing of the training loss", _ranged(float, 0, 0.5), resume=True
+    )
+    weight_decay: float = _lib(5e-4, "SGD weight decay", _ranged(float, 0, 1), resume=True)
+    momentum: float = _lib(0.9, "SGD Nesterov momentum", _ranged(float, 0, 0.999), resume=True)
+    warmup_epochs: float = _lib(
+        1.0,
+        "linear warm-up length (capped at a fifth of the run), then cosine decay",
+        _ranged(float, 0, 100),
+        resume=True,
+    )
+    hidden_units: int = _lib(
+        512,
+        "width of the head's hidden layer (Linear-ReLU-Dropout-Linear)",
+        _ranged(int, 1, 8192),
+        resume=True,
+    )
+    dropout: float = _lib(0.2, "dropout in the head", _ranged(float, 0, 0.95), resume=True)
+    freeze_backbone: bool = _lib(
+        True, "freeze the stem and layer1-3 and run them without autograd", parse_bool, resume=True
+    )
+    log_interval: int = _lib(10, "print a batch metric line every N steps", _ranged(int, 1, 100000))
+    num_workers: int = _lib(0, "CPU threads for torch (0: torch's default)", _ranged(int, 0, 64))
+    amp: str = _lib(
+        "auto",
+        "mixed precision: auto = on for CUDA (bf16, else fp16) and on CPUs with native bf16 "
+        "(AVX512-BF16 / AMX / Arm BF16), where the forward pass runs under bf16 autocast (loss, "
+        "gradients, optimizer and the exported model stay fp32); on = also on other CPUs "
+        "(emulated, slow); off = fp32 everywhere",
+        _lowercase,
+        choices=AMP_MODES,
+    )
+    # True for the final job, which has no flag: its artifact is what gets deployed.
+    save_model: bool = _lib(
+        True,
+        "also write the model artifact (model.pt, classes.json, metadata.json: ~83 MB at 100 "
+        "classes) to --model-dir. Off by default because nothing uses a trial's weights: the "
+        "run's final job (train_model.py) retrains with the best trial's hyperparameters. Off, "
+        "the model dir stays empty; the trial's results are its metric lines and "
+        "<output-data-dir>/metrics.json",
+        parse_bool,
+        cli_default=False,
+        job="trial",
+    )
+    train: Path = field(metadata=_path("training channel", env="SM_CHANNEL_TRAIN"))
+    test: Path = field(metadata=_path("test channel", env="SM_CHANNEL_TEST"))
+    model_dir: Path = field(
+        metadata=_path("where the model artifact goes", env="SM_MODEL_DIR", cli_default="model")
+    )
+    output_data_dir: Path = field(
+        metadata=_path("metrics.json, curves", env="SM_OUTPUT_DATA_DIR", cli_default="output")
+    )
+    # Optional paths default to None, and '' turns them off.
+    inference_code: Path | None = field(
+        default=None,
+        metadata=_path(
+            "optional: files copied to <model dir>/code/", env="SM_CHANNEL_INFERENCE_CODE"
+        ),
+    )
+    tensorboard_dir: Path = field(
+        metadata=_path(
+            "TensorBoard event files (default: /opt/ml/output/tensorboard in "
+            "SageMaker, else <output-data-dir>/tensorboard)"
+        )
+    )
+    # Trials never checkpoint: all trials of a tuning job share one CheckpointConfig.
+    checkpoint_dir: Path | None = field(
+        default=None,
+        metadata=_path(
+            "save a checkpoint at the end of every epoch and resume from it at start "
+            f"(managed spot training); default: {SAGEMAKER_CHECKPOINT_DIR} when SageMaker "
+            "created it (the job has a CheckpointConfig), else off; '' turns it off",
+            cli_default=default_checkpoint_dir,
+            job="final",
+        ),
+    )
+    # From the environment only: SageMaker sets them, no flag does.
+    num_gpus: int
+    job_name: str
+
+    def resume_settings(self) -> dict[str, float | int | bool]:
+        return {f.name: getattr(self, f.name) for f, o in _options() if o.resume}
+
+    def hyperparameters(self) -> dict[str, float | int | bool]:
+        """The documented hyperparameters, as metadata.json records them."""
+        return {f.name: getattr(self, f.name) for f, o in _options() if o.hyperparameter}
+
+
+def _options() -> Iterator[tuple[Field[Any], Option]]:
+    """Every option field with its Option, in declaration order."""
+    for f in fields(TrainConfig):
+        if _OPTION in f.metadata:
+            yield f, f.metadata[_OPTION]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises InputError instead of printing usage and exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise InputError(message)
+
+
+def _flag_default(f: Field[Any], option: Option) -> Any:
+    default = option.cli_default
+    if default is _FIELD_DEFAULT:
+        default = f.default
+    elif callable(default):
+        default = default()
+    if option.env:
+        # Read when the parser is built (not at import), like the toolkit's environment.
+        default = os.environ.get(option.env, default)
+    if f.default is None and not default:  # an optional path set to '' is unset (None)
+        default = None
+    return default
+
+
+def _job(checkpointing: bool) -> Job:
+    # Only the final job checkpoints, so the flag that has always told the two apart says it.
+    return "final" if checkpointing else "trial"
 
 
 def build_parser(
     prog: str, description: str, *, checkpointing: bool = True
 ) -> argparse.ArgumentParser:
-    env = os.environ
+    """train_model.py's parser; hpo.py's (no --checkpoint-dir, --save_model) without
+    ``checkpointing``."""
     p = _Parser(
         prog=prog,
         description=description,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         allow_abbrev=False,
     )
-    hp = p.add_argument_group("hyperparameters (SageMaker passes them as --name value)")
-    hp.add_argument(
-        "--learning_rate",
-        type=_ranged(float, 0, 10, low_open=True),
-        default=0.01,
-        help="peak learning rate of SGD after warm-up",
-    )
-    hp.add_argument(
-        "--batch_size",
-        type=_ranged(int, 1, 4096),
-        default=128,
-        help="images per step (split across GPUs)",
-    )
-    hp.add_argument(
-        "--epochs", type=_ranged(int, 1, 1000), default=10, help="passes over the training split"
-    )
-    hp.add_argument(
-        "--image_size",
-        type=_ranged(int, 16, 1024),
-        default=DEFAULT_IMAGE_SIZE,
-        help="input side in pixels; images are resized to image_size x image_size",
-    )
-    hp.add_argument(
-        "--pretrained",
-        type=parse_bool,
-        default=True,
-        help="start from torchvision's ImageNet weights (ResNet34_Weights.IMAGENET1K_V1)",
-    )
-    lib = p.add_argument_group("library options")
-    lib.add_argument(
-        "--val_fraction",
-        type=_ranged(float, 0, 0.9, low_open=True),
-        default=0.1,
-        help="share of each class in the training channel held out for validation (HPO objective)",
-    )
-    lib.add_argument(
-        "--seed",
-        type=_ranged(int, 0, 2**31 - 1),
-        default=42,
-        help="seed for the validation split, initialisation and batch order",
-    )
-    lib.add_argument(
-        "--label_smoothing",
-        type=_ranged(float, 0, 0.5),
-        default=0.1,
-        help="label smoothing of the training loss",
-    )
-    lib.add_argument(
-        "--weight_decay", type=_ranged(float, 0, 1), default=5e-4, help="SGD weight decay"
-    )
-    lib.add_argument(
-        "--momentum", type=_ranged(float, 0, 0.999), default=0.9, help="SGD Nesterov momentum"
-    )
-    lib.add_argument(
-        "--warmup_epochs",
-        type=_ranged(float, 0, 100),
-        default=1.0,
-        help="linear warm-up length (capped at a fifth of the run), then cosine decay",
-    )
-    lib.add_argument(
-        "--hidden_units",
-        type=_ranged(int, 1, 8192),
-        default=512,
-        help="width of the head's hidden layer (Linear-ReLU-Dropout-Linear)",
-    )
-    lib.add_argument(
-        "--dropout", type=_ranged(float, 0, 0.95), default=0.2, help="dropout in the head"
-    )
-    lib.add_argument(
-        "--freeze_backbone",
-        type=parse_bool,
-        default=True,
-        help="freeze the stem and layer1-3 and run them without autograd",
-    )
-    lib.add_argument(
-        "--log_interval",
-        type=_ranged(int, 1, 100000),
-        default=10,
-        help="print a batch metric line every N steps",
-    )
-    lib.add_argument(
-        "--num_workers",
-        type=_ranged(int, 0, 64),
-        default=0,
-        help="CPU threads for torch (0: torch's default)",
-    )
-    lib.add_argument(
-        "--amp",
-        type=lambda text: _strip_quotes(text).lower(),
-        choices=AMP_MODES,
-        default="auto",
-        help="mixed precision: auto = on for CUDA (bf16, else fp16) and on CPUs with native bf16 "
-        "(AVX512-BF16 / AMX / Arm BF16), where the forward pass runs under bf16 autocast (loss, "
-        "gradients, optimizer and the exported model stay fp32); on = also on other CPUs "
-        "(emulated, slow); off = fp32 everywhere",
-    )
-    lib.add_argument("--_tuning_objective_metric", default=None, help=argparse.SUPPRESS)
-    paths = p.add_argument_group("paths (defaults: the SageMaker environment)")
-    paths.add_argument(
-        "--train", default=env.get("SM_CHANNEL_TRAIN"), help="training channel (SM_CHANNEL_TRAIN)"
-    )
-    paths.add_argument(
-        "--test", default=env.get("SM_CHANNEL_TEST"), help="test channel (SM_CHANNEL_TEST)"
-    )
-    paths.add_argument(
-        "--model-dir",
-        default=env.get("SM_MODEL_DIR", "model"),
-        help="where the model artifact goes (SM_MODEL_DIR)",
-    )
-    paths.add_argument(
-        "--output-data-dir",
-        default=env.get("SM_OUTPUT_DATA_DIR", "output"),
-        help="metrics.json, curves (SM_OUTPUT_DATA_DIR)",
-    )
-    paths.add_argument(
-        "--inference-code",
-        default=env.get("SM_CHANNEL_INFERENCE_CODE") or None,
-        help="optional: files copied to <model dir>/code/ (SM_CHANNEL_INFERENCE_CODE)",
-    )
-    paths.add_argument(
-        "--tensorboard-dir",
-        default=None,
-        help="TensorBoard event files (default: /opt/ml/output/tensorboard in "
-        "SageMaker, else <output-data-dir>/tensorboard)",
-    )
-    if checkpointing:  # hpo.py trials never checkpoint: they share one CheckpointConfig
-        paths.add_argument(
-            "--checkpoint-dir",
-            default=default_checkpoint_dir(),
-            help=f"save a checkpoint at the end of every epoch and resume from it at start "
-            f"(managed spot training); default: {SAGEMAKER_CHECKPOINT_DIR} when SageMaker "
-            "created it (the job has a CheckpointConfig), else off; '' turns it off",
+    groups = {title: p.add_argument_group(title) for title in _GROUPS}
+    for f, option in _options():
+        if option.job not in (None, _job(checkpointing)):
+            continue
+        help_text = f"{option.help} ({option.env})" if option.env else option.help
+        groups[option.group].add_argument(
+            option.flag(f.name),
+            type=option.parse,
+            choices=option.choices,
+            default=_flag_default(f, option),
+            help=help_text,
         )
+    # SageMaker adds it to every trial's hyperparameters; accepted and ignored.
+    groups[LIBRARY].add_argument("--_tuning_objective_metric", default=None, help=argparse.SUPPRESS)
     return p
 
 
@@ -303,49 +347,33 @@ def parse_config(
     *,
     checkpointing: bool = True,
 ) -> TrainConfig:
-    """Parse and validate; raises InputError with a one-line message on any bad input."""
+    """Parse and validate; raises InputError with a one-line message on any bad input.
+
+    ``env`` supplies the job name and GPU count; the path defaults come from ``os.environ``
+    when the parser is built, as in the container.
+    """
     env = os.environ if env is None else env
-    args = build_parser(prog, description, checkpointing=checkpointing).parse_args(argv)
+    args = vars(build_parser(prog, description, checkpointing=checkpointing).parse_args(argv))
     for channel in ("train", "test"):
-        if not getattr(args, channel):
+        if not args[channel]:
             raise InputError(
                 f"no {channel} channel: pass --{channel} or set SM_CHANNEL_{channel.upper()}"
             )
-    output_data_dir = Path(args.output_data_dir)
-    if args.tensorboard_dir:
-        tensorboard_dir = Path(args.tensorboard_dir)
-    elif Path("/opt/ml/output").is_dir():  # SageMaker's TensorBoardOutputConfig default LocalPath
-        tensorboard_dir = Path("/opt/ml/output/tensorboard")
-    else:
-        tensorboard_dir = output_data_dir / "tensorboard"
-    inference_code = Path(args.inference_code) if args.inference_code else None
+    values: dict[str, Any] = {}
+    for f, option in _options():
+        if f.name not in args:  # the other entry point's option: the field default stays
+            continue
+        value = args[f.name]
+        if option.group == PATHS and value is not None:
+            # '' turns an optional path (default None) off; a required one is a Path as given.
+            value = Path(value) if value or f.default is MISSING else None
+        values[f.name] = value
+    if not args["tensorboard_dir"]:
+        if Path("/opt/ml/output").is_dir():  # SageMaker's TensorBoardOutputConfig LocalPath
+            values["tensorboard_dir"] = Path("/opt/ml/output/tensorboard")
+        else:
+            values["tensorboard_dir"] = values["output_data_dir"] / "tensorboard"
+    inference_code = values["inference_code"]
     if inference_code is not None and not inference_code.is_dir():
         raise InputError(f"inference code directory {inference_code} does not exist")
-    return TrainConfig(
-        train=Path(args.train),
-        test=Path(args.test),
-        model_dir=Path(args.model_dir),
-        output_data_dir=output_data_dir,
-        inference_code=inference_code,
-        tensorboard_dir=tensorboard_dir,
-        learning_rate=args.learning_rate,
-        batch_size=args.batch_size,
-        epochs=args.epochs,
-        image_size=args.image_size,
-        pretrained=args.pretrained,
-        val_fraction=args.val_fraction,
-        seed=args.seed,
-        label_smoothing=args.label_smoothing,
-        weight_decay=args.weight_decay,
-        momentum=args.momentum,
-        warmup_epochs=args.warmup_epochs,
-        hidden_units=args.hidden_units,
-        dropout=args.dropout,
-        freeze_backbone=args.freeze_backbone,
-        log_interval=args.log_interval,
-        num_workers=args.num_workers,
-        num_gpus=_num_gpus(env),
-        job_name=_job_name(env),
-        amp=args.amp,
-        checkpoint_dir=Path(args.checkpoint_dir) if getattr(args, "checkpoint_dir", None) else None,
-    )
+    return TrainConfig(**values, num_gpus=_num_gpus(env), job_name=_job_name(env))

@@ -148,9 +148,12 @@ def test_entry_point_on_each_layout(job, script, layout):
             "PYTHONPATH": str(job.root / "no-smdebug"),
             "SMDEBUG_CONFIG_FILE_PATH": str(hook_config),
         }
+    # A trial keeps its model only when asked (test_a_trial_keeps_its_metrics_but_no_weights).
+    keep = ["--save_model", "true"] if script == "hpo.py" else []
     result = job.run(
         script,
         *FAST,
+        *keep,
         "--epochs",
         "1",
         "--learning_rate",
@@ -208,3 +211,36 @@ def test_help_documents_every_option(job):
             "--inference-code",
         ):
             assert option in result.stdout
+
+
+def test_a_trial_keeps_its_metrics_but_no_weights(job):
+    """Nothing reads a trial's weights (the final job retrains with the best trial's
+    hyperparameters), so by default a trial leaves its model dir empty."""
+    write_dataset(job.root / "data", "cifar", num_classes=3, train_per_class=10, test_per_class=4)
+    result = job.run("hpo.py", *FAST, "--epochs", "2", "--_tuning_objective_metric", "val_acc")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert list(job.model_dir.iterdir()) == []
+    assert [p.name for p in job.root.iterdir() if "staging" in p.name] == []
+    assert "model not saved" in result.stdout
+    epochs = [m for m in metric_lines(result.stdout) if "val_acc" in m]
+    finals = [m for m in metric_lines(result.stdout) if "test_acc" in m]
+    assert len(epochs) == 2
+    assert len(finals) == 1
+    assert sorted(p.name for p in job.output_dir.iterdir()) == ["metrics.json"]
+    record = json.loads((job.output_dir / "metrics.json").read_text())
+    assert [e["epoch"] for e in record["epochs"]] == [1, 2]
+    assert abs(record["epochs"][-1]["val_acc"] - epochs[-1]["val_acc"]) < 1e-4
+    assert abs(record["final"]["test_acc"] - finals[0]["test_acc"]) < 1e-4
+    assert record["hyperparameters"]["image_size"] == 32
+    assert record["job_name"] == job.env["TRAINING_JOB_NAME"]
+
+
+def test_only_a_trial_may_skip_its_model(job):
+    help_text = job.run("hpo.py", "--help").stdout
+    assert "--save_model" in help_text
+    assert "nothing uses a trial's weights" in " ".join(help_text.split())
+    assert "--save_model" not in job.run("train_model.py", "--help").stdout
+    # The final job's artifact is what gets deployed: it cannot be turned off.
+    refused = job.run("train_model.py", *FAST, "--save_model", "false")
+    assert refused.returncode == 2
+    assert "unrecognized arguments: --save_model" in refused.stderr

@@ -1,7 +1,9 @@
+import os
 from pathlib import Path
 
 import pytest
 
+from trainlib import config as config_module
 from trainlib.config import DEFAULT_IMAGE_SIZE, build_parser, parse_config
 from trainlib.errors import InputError
 
@@ -106,3 +108,151 @@ def test_help_documents_every_option():
     ):
         assert name in text
     assert "_tuning_objective_metric" not in text  # accepted, but SageMaker's own business
+
+
+#: Every flag of train_model.py and its default outside SageMaker: the contract scripts,
+#: tuning jobs and the local stack already use.
+FLAGS = {
+    "--learning_rate": 0.01,
+    "--batch_size": 128,
+    "--epochs": 10,
+    "--image_size": DEFAULT_IMAGE_SIZE,
+    "--pretrained": True,
+    "--val_fraction": 0.1,
+    "--seed": 42,
+    "--label_smoothing": 0.1,
+    "--weight_decay": 5e-4,
+    "--momentum": 0.9,
+    "--warmup_epochs": 1.0,
+    "--hidden_units": 512,
+    "--dropout": 0.2,
+    "--freeze_backbone": True,
+    "--log_interval": 10,
+    "--num_workers": 0,
+    "--amp": "auto",
+    "--_tuning_objective_metric": None,
+    "--train": None,
+    "--test": None,
+    "--model-dir": "model",
+    "--output-data-dir": "output",
+    "--inference-code": None,
+    "--tensorboard-dir": None,
+    "--checkpoint-dir": None,
+}
+
+
+def flag_defaults(parser):
+    return {
+        flag: action.default
+        for action in parser._actions
+        for flag in action.option_strings
+        if flag != "-h" and flag != "--help"
+    }
+
+
+def test_every_flag_keeps_its_name_and_default(monkeypatch):
+    for name in [n for n in os.environ if n.startswith("SM_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setattr(config_module, "SAGEMAKER_CHECKPOINT_DIR", Path("/nonexistent/ckpt"))
+    assert flag_defaults(build_parser("train_model.py", "x")) == FLAGS
+    trial = flag_defaults(build_parser("hpo.py", "x", checkpointing=False))
+    expected = {k: v for k, v in FLAGS.items() if k != "--checkpoint-dir"}
+    assert trial == {**expected, "--save_model": False}
+
+
+def test_paths_default_to_the_sm_variables_named_in_help(sm_env):
+    parser = build_parser("train_model.py", "x")
+    defaults = flag_defaults(parser)
+    assert defaults["--train"] == sm_env["SM_CHANNEL_TRAIN"]
+    assert defaults["--model-dir"] == sm_env["SM_MODEL_DIR"]
+    text = parser.format_help()
+    for variable in ("SM_CHANNEL_TEST", "SM_OUTPUT_DATA_DIR", "SM_CHANNEL_INFERENCE_CODE"):
+        assert variable in text
+
+
+def test_records_come_from_the_declarations(sm_env):
+    config = parse([])
+    assert list(config.hyperparameters()) == [
+        "learning_rate",
+        "batch_size",
+        "epochs",
+        "image_size",
+        "pretrained",
+    ]
+    # What a checkpoint must share with the run resuming it (epochs may change).
+    assert list(config.resume_settings()) == [
+        "learning_rate",
+        "batch_size",
+        "image_size",
+        "pretrained",
+        "val_fraction",
+        "seed",
+        "label_smoothing",
+        "weight_decay",
+        "momentum",
+        "warmup_epochs",
+        "hidden_units",
+        "dropout",
+        "freeze_backbone",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "value"),
+    [
+        (["--learning_rate", "10"], 10.0),
+        (["--batch_size", '"4096"'], 4096),
+        (["--val_fraction", "0.9"], 0.9),
+        (["--momentum", "0"], 0.0),
+        (["--amp", '"OFF"'], "off"),
+        (["--freeze_backbone", "False"], False),
+        (["--pretrained", "'True'"], True),
+    ],
+)
+def test_sagemaker_spellings_and_range_ends_are_accepted(sm_env, argv, value):
+    assert getattr(parse(argv), argv[0].removeprefix("--")) == value
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--learning_rate", "10.5"],
+        ["--batch_size", "4097"],
+        ["--momentum", "0.9995"],
+        ["--dropout", "-0.1"],
+        ["--seed", "-1"],
+        ["--amp", "fast"],
+    ],
+)
+def test_out_of_range_values_are_refused(sm_env, argv):
+    with pytest.raises(InputError, match=argv[0]):
+        parse(argv)
+
+
+def test_empty_optional_paths_are_off_and_tensorboard_follows_the_output_dir(sm_env, tmp_path):
+    config = parse(["--inference-code", "", "--tensorboard-dir", "", "--checkpoint-dir", ""])
+    assert config.inference_code is None
+    assert config.checkpoint_dir is None
+    assert config.tensorboard_dir == Path(sm_env["SM_OUTPUT_DATA_DIR"]) / "tensorboard"
+    (tmp_path / "code").mkdir()
+    assert parse(["--inference-code", str(tmp_path / "code")]).inference_code == tmp_path / "code"
+
+
+def trial(argv):
+    return parse_config(argv, "hpo.py", "test", env={}, checkpointing=False)
+
+
+@pytest.mark.parametrize(
+    ("argv", "saved"),
+    [([], False), (["--save_model", "true"], True), (["--save_model", '"True"'], True)],
+)
+def test_a_trial_saves_its_model_only_when_asked(sm_env, argv, saved):
+    assert trial(argv).save_model is saved
+
+
+def test_the_final_job_always_saves_its_model(sm_env):
+    assert parse([]).save_model is True
+    with pytest.raises(InputError, match="--save_model"):
+        parse(["--save_model", "false"])
+    assert "--save_model" not in build_parser("train_model.py", "x").format_help()
+    assert "--save_model" in build_parser("hpo.py", "x", checkpointing=False).format_help()

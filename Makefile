@@ -10,10 +10,11 @@ REQS   := requirements-dev.txt functions/requirements.txt training/requirements.
 
 install: $(STAMP)
 
-$(STAMP): $(REQS)
+$(STAMP): $(REQS) pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 ## test: lint, then every test (unit, integration, end to end)

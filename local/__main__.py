@@ -1,14 +1,12 @@
-"""``python -m local``: Lambda code (functions/) and the training package (training/) are
-import roots in their runtimes; put them on the path the same way here."""
+"""``python -m local``: the ``cifar100`` command without the installed script. The import
+roots (functions/, training/) go on the path the same way (``local.console``)."""
 
 import sys
-from pathlib import Path
 
-_REPO = Path(__file__).resolve().parents[1]
-for _root in ("training", "functions"):
-    if str(_REPO / _root) not in sys.path:
-        sys.path.insert(0, str(_REPO / _root))
+from local.console import add_import_roots
+
+add_import_roots()
 
 from local.cli import main  # noqa: E402
 
-sys.exit(main())
+sys.exit(main(prog="python -m local"))

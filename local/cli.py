@@ -1,37 +1,109 @@
-"""``python -m local [serve]`` starts the stack; the other commands talk to it over HTTP."""
+"""``cifar100`` (also ``python -m local``): the local stack and a client for its API.
+
+``serve`` (the default) starts the stack; the other commands talk to it over HTTP at
+``--url``, else ``$LOCAL_API_URL``, else http://127.0.0.1:8000. docs/cli.md has examples.
+"""
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
+import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from local.client import ApiClient
 
-COMMANDS = ("serve", "predict", "tune", "watch", "runs", "show")
-DEFAULT_URL = os.environ.get("LOCAL_API_URL", "http://127.0.0.1:8000")
+COMMANDS = {
+    "serve": "start the local stack and its API (the default command)",
+    "predict": "classify an image with the deployed model",
+    "tune": "start a retraining run: tune, train the best trial, gate, deploy",
+    "watch": "follow a run, with progress, until it ends",
+    "runs": "list every run, newest first",
+    "show": "a run's outcome, metrics and curve files",
+}
+DEFAULT_URL = "http://127.0.0.1:8000"
+DEFAULT_TOP_K = 5  # what the server's banner promises, and the API's default
+REPO = Path(__file__).resolve().parents[1]
+DESCRIPTION = f"""\
+The serverless CIFAR-100 service on this machine, and a client for its API.
+
+serve (the default command) starts the local stack; the other commands talk to its API
+at --url, else $LOCAL_API_URL, else {DEFAULT_URL}."""
 
 
-def _range(kind: type) -> Any:
+def api_url(args: argparse.Namespace) -> str:
+    return args.url or os.environ.get("LOCAL_API_URL") or DEFAULT_URL
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors in one line (exit 2), with the closest command for a misspelt one."""
+
+    def error(self, message: str) -> NoReturn:
+        bad = re.search(r"invalid choice: '([^']*)'", message)
+        close = difflib.get_close_matches(bad.group(1), COMMANDS, n=1) if bad else []
+        hint = f"; did you mean {close[0]}?" if close else ""
+        self.exit(2, f"{self.prog}: error: {message}{hint} (see {self.prog} --help)\n")
+
+
+def _range(kind: type, separator: str, example: str) -> Any:
     def parse(text: str) -> dict[str, Any]:
-        low, _, high = text.partition("-") if kind is int else text.partition(":")
-        return {"min": kind(low), "max": kind(high or low)}
+        low, _, high = text.partition(separator)
+        try:
+            return {"min": kind(low), "max": kind(high or low)}
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected MIN{separator}MAX or one value, e.g. {example}; got {text!r}"
+            ) from None
 
     return parse
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m local", description=__doc__)
-    commands = parser.add_subparsers(dest="command")
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
-    serve = commands.add_parser("serve", help="start the local stack and the API (default)")
+
+def _sizes(text: str) -> list[int]:
+    try:
+        return [int(size) for size in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected whole numbers separated by commas, e.g. 16,32; got {text!r}"
+        ) from None
+
+
+def build_parser(prog: str = "cifar100") -> argparse.ArgumentParser:
+    parser = Parser(
+        prog=prog,
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"{prog} alone is {prog} serve. {prog} <command> --help lists the command's\n"
+        "options; docs/cli.md has an example of each.",
+    )
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="<command>")
+
+    def command(name: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=COMMANDS[name], description=COMMANDS[name])
+
+    serve = command("serve")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--root", type=Path, default=Path(".local-stack"), help="state folder")
+    serve.add_argument(
+        "--root",
+        type=Path,
+        default=REPO / ".local-stack",
+        help="state folder (default: .local-stack in the repository)",
+    )
     serve.add_argument(
         "--sample-data",
         action="store_true",
@@ -54,21 +126,50 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="fault injection: deliver no SageMaker event, so runs progress by the reconciler alone",
     )
+    serve.add_argument(
+        "--verbose",
+        action="store_true",
+        help="log everything: each request, the API's JSON logs and metric lines",
+    )
 
-    for name in COMMANDS[1:]:
-        sub = commands.add_parser(name)
-        sub.add_argument("--url", default=DEFAULT_URL, help="the local API")
+    for name in list(COMMANDS)[1:]:
+        sub = command(name)
+        sub.add_argument(
+            "--url", help=f"the local API (default: $LOCAL_API_URL, else {DEFAULT_URL})"
+        )
         if name == "predict":
-            sub.add_argument("image", type=Path)
-            sub.add_argument("--top-k", type=int, default=3)
+            sub.add_argument("image", type=Path, help="a PNG or JPEG file")
+            sub.add_argument(
+                "--top-k",
+                type=_positive_int,
+                metavar="K",
+                default=DEFAULT_TOP_K,
+                help=f"how many labels (default: {DEFAULT_TOP_K})",
+            )
         if name in ("watch", "show"):
-            sub.add_argument("run_id")
+            sub.add_argument("run_id", help="as `runs` lists it or `tune` printed it")
         if name == "tune":
-            sub.add_argument("--max-jobs", type=int)
-            sub.add_argument("--max-parallel-jobs", type=int)
-            sub.add_argument("--epochs", type=_range(int), help="e.g. 1-3")
-            sub.add_argument("--learning-rate", type=_range(float), help="e.g. 0.001:0.05")
-            sub.add_argument("--batch-sizes", help="e.g. 16,32")
+            sub.add_argument(
+                "--max-jobs", type=_positive_int, metavar="N", help="tuning trials in all"
+            )
+            sub.add_argument(
+                "--max-parallel-jobs", type=_positive_int, metavar="N", help="trials at once"
+            )
+            sub.add_argument(
+                "--epochs",
+                type=_range(int, "-", "1-3"),
+                metavar="MIN-MAX",
+                help="epochs searched, e.g. 1-3",
+            )
+            sub.add_argument(
+                "--learning-rate",
+                type=_range(float, ":", "0.001:0.05"),
+                metavar="MIN:MAX",
+                help="learning rates searched, e.g. 0.001:0.05",
+            )
+            sub.add_argument(
+                "--batch-sizes", type=_sizes, metavar="N,N", help="batch sizes tried, e.g. 16,32"
+            )
             sub.add_argument("--watch", action="store_true", help="follow the run until it ends")
     return parser
 
@@ -79,16 +180,17 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
         "max_parallel_jobs": args.max_parallel_jobs,
         "epochs": args.epochs,
         "learning_rate": args.learning_rate,
-        "batch_sizes": [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else None,
+        "batch_sizes": args.batch_sizes,
     }
     return {k: v for k, v in overrides.items() if v is not None}
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "cifar100") -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in (*COMMANDS, "-h", "--help"):
+    # No command, or options only: `serve` (what `make run ARGS=--sample-data` relies on).
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv.insert(0, "serve")
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     if args.command == "serve":
         from local.server import serve
 
@@ -101,20 +203,24 @@ def main(argv: list[str] | None = None) -> int:
             args.schedule_minutes,
             reconcile_seconds=args.reconcile_seconds,
             drop_sagemaker_events=args.drop_sagemaker_events,
+            verbose=args.verbose,
         )
 
     import httpx
 
     from local.client import ApiClient, ApiError
 
+    url = api_url(args)
+    watching: list[str] = []  # the run being watched, for Ctrl-C's note
     # The mistakes people make (stack not running, a wrong path, a wrong run id) get one
     # line, not a traceback.
     try:
-        run_command(args, ApiClient(args.url))
+        run_command(args, ApiClient(url), prog, watching)
     except httpx.TransportError as error:
         print(
-            f"error: cannot reach the local API at {args.url} ({error or type(error).__name__}); "
-            "is the local stack running? start it with make run",
+            f"error: cannot reach the local API at {url} ({error or type(error).__name__}); "
+            f"start the stack with `make run` or `{prog} serve`, or point --url or "
+            "LOCAL_API_URL at a running one",
             file=sys.stderr,
         )
         return 1
@@ -125,6 +231,14 @@ def main(argv: list[str] | None = None) -> int:
     except ApiError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # 130, as for any command stopped by Ctrl-C: what it printed is not the whole answer.
+        if watching:
+            print(
+                f"stopped watching; run {watching[0]} goes on ({prog} watch {watching[0]})",
+                file=sys.stderr,
+            )
+        return 130
     return 0
 
 
@@ -134,10 +248,37 @@ def say(line: str) -> None:
 
 def summary(run: dict[str, Any]) -> str:
     """The final record of a watched run, as one JSON line."""
-    return json.dumps({"status": run["status"], "metrics": run["metrics"], "error": run["error"]})
+    from local.client import outcome_reason
+
+    return json.dumps(
+        {
+            "status": run["status"],
+            "reason": outcome_reason(run),
+            "metrics": run["metrics"],
+            "error": run["error"],
+        }
+    )
 
 
-def run_command(args: argparse.Namespace, api: ApiClient) -> None:
+def run_line(run: dict[str, Any]) -> str:
+    from local.client import outcome_reason
+
+    acc = run["metrics"].get("test_acc")
+    line = f"{run['run_id']}  {run['status']:<11} {run['created_at']}  test_acc="
+    line += "-" if acc is None else f"{acc:.4f}"
+    reason = outcome_reason(run) if run["status"] != "DEPLOYED" else None
+    return f"{line}  {reason}" if reason else line
+
+
+def run_command(
+    args: argparse.Namespace,
+    api: ApiClient,
+    prog: str = "cifar100",
+    watching: list[str] | None = None,
+) -> None:
+    from local.client import outcome_reason
+
+    watching = [] if watching is None else watching
     if args.command == "predict":
         result = api.predict(args.image, args.top_k)
         for p in result["predictions"]:
@@ -147,21 +288,27 @@ def run_command(args: argparse.Namespace, api: ApiClient) -> None:
         accepted = api.tune(overrides_from(args))
         say(f"run {accepted['run_id']} started ({accepted['status']})")
         if args.watch:
+            watching.append(accepted["run_id"])
             print(summary(api.watch(accepted["run_id"], out=say)))
     elif args.command == "watch":
+        watching.append(args.run_id)
         print(summary(api.watch(args.run_id, out=say)))
     elif args.command == "runs":
+        listed = 0
         for run in api.runs():
-            acc = run["metrics"].get("test_acc")
-            print(f"{run['run_id']}  {run['status']:<11} {run['created_at']}  test_acc={acc}")
+            print(run_line(run))
+            listed += 1
+        if not listed:
+            print(f"no runs yet; start one with {prog} tune", file=sys.stderr)
     elif args.command == "show":
         run = api.run(args.run_id)
+        shown = {k: run[k] for k in ("status", "best_hyperparameters", "metrics", "error")}
         print(
-            json.dumps(
-                {k: run[k] for k in ("status", "best_hyperparameters", "metrics", "error")},
-                indent=2,
-            )
+            json.dumps({"status": run["status"], "reason": outcome_reason(run), **shown}, indent=2)
         )
         # The server knows its state folder (serve --root): it names the files.
-        for path in api.curves(args.run_id)["curves"]:
+        curves = api.curves(args.run_id)["curves"]
+        for path in curves:
             print(f"curve: {path}")
+        if not curves:
+            print("curves: none (the final training job writes them)")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,7 +15,12 @@ TERMINAL = {"DEPLOYED", "REJECTED", "FAILED", "ROLLED_BACK"}
 
 
 class ApiError(Exception):
-    """The API answered with an error (4xx/5xx) or with something that is not its JSON."""
+    """The API answered with an error (4xx/5xx) or with something that is not its JSON.
+    ``str()`` is ``<message> (<code>)``, the API's own error code."""
+
+    def __init__(self, message: str, code: str, status_code: int) -> None:
+        super().__init__(f"{message} ({code})")
+        self.message, self.code, self.status_code = message, code, status_code
 
 
 class ApiClient:
@@ -27,11 +32,19 @@ class ApiClient:
             body = response.json()
         except ValueError:
             raise ApiError(
-                f"HTTP {response.status_code} from {response.request.url} is not the API's JSON"
+                f"the answer from {response.request.url} is not the API's JSON",
+                f"HTTP {response.status_code}",
+                response.status_code,
             ) from None
         if response.status_code >= 400:
-            error = body.get("error", body) if isinstance(body, dict) else body
-            raise ApiError(f"HTTP {response.status_code}: {json.dumps(error)}")
+            error = body.get("error") if isinstance(body, dict) else None
+            if not isinstance(error, dict):
+                raise ApiError(str(body), f"HTTP {response.status_code}", response.status_code)
+            raise ApiError(
+                str(error.get("message") or "no message"),
+                str(error.get("code") or f"HTTP {response.status_code}"),
+                response.status_code,
+            )
         return body
 
     def predict(self, image: Path, top_k: int) -> Any:
@@ -49,8 +62,8 @@ class ApiClient:
         return self._json(self.http.get(f"/local/runs/{run_id}/curves"))
 
     def progress(self, run_id: str) -> Any:
-        """The local server's own route: trials finished while tuning, the final job's latest
-        epoch line while training."""
+        """The local server's own route: trials finished and the newest running trial's latest
+        epoch line while tuning, the final job's latest epoch line while training."""
         return self._json(self.http.get(f"/local/runs/{run_id}/progress"))
 
     def runs(self, page_size: int = 100) -> Iterator[Any]:
@@ -80,21 +93,51 @@ class ApiClient:
             if status not in ("TUNING", "TRAINING") and progress.get("epoch"):
                 # A short final job can end between two polls: still show how it ended.
                 show("TRAINING", progress["epoch"])
-            show(status, run.get("training_job_name") or run.get("tuning_job_name") or "")
+            job = run.get("training_job_name") or run.get("tuning_job_name") or ""
             if status in TERMINAL:
+                # How it ended: the gate's verdict for REJECTED, the failure for FAILED.
+                reason = outcome_reason(run)
+                show(status, f"{job}: {reason}" if job and reason else job or reason or "")
                 return run
+            show(status, job)
             note = progress_note(progress)
             if note:
                 show(status, note)
             time.sleep(interval)
 
 
+def outcome_reason(run: dict[str, Any]) -> str | None:
+    """Why a finished run ended as it did: its error, else the reason of its last status
+    change (the quality gate's verdict for a REJECTED run, whose ``error`` stays null)."""
+    if run.get("status") not in TERMINAL:
+        return None
+    if run.get("error"):
+        return str(run["error"])
+    history = run.get("history") or []
+    last = history[-1] if history else {}
+    return last.get("reason") if last.get("status") == run["status"] else None
+
+
+_TRIAL_NUMBER = re.compile(r"-(\d{3})-[0-9a-f]+$")
+
+
+def trial_label(training_job_name: str) -> str:
+    """``trial 002`` for ``<tuning job>-002-<hash>``, the whole name for any other."""
+    number = _TRIAL_NUMBER.search(training_job_name)
+    return f"trial {number.group(1)}" if number else training_job_name
+
+
 def progress_note(progress: dict[str, Any]) -> str | None:
-    """One readable line: ``trials 1/2 finished (1 running)`` or the latest epoch line."""
+    """One readable line: ``trials 1/2 finished (1 running); trial 002: epoch=1 ...`` while
+    tuning, the final job's latest epoch line while training."""
     trials = progress.get("trials")
     if progress["status"] == "TUNING" and trials:
         running = f" ({trials['in_progress']} running)" if trials["in_progress"] else ""
-        return f"trials {trials['finished']}/{trials['total']} finished{running}"
+        note = f"trials {trials['finished']}/{trials['total']} finished{running}"
+        trial = progress.get("trial")
+        if trial and trial.get("epoch"):
+            note += f"; {trial_label(trial['training_job_name'])}: {trial['epoch']}"
+        return note
     if progress["status"] == "TRAINING" and progress.get("epoch"):
         return progress["epoch"]
     return None

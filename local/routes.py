@@ -1,5 +1,5 @@
-"""Routes only the local server has: where a run's files lie on this machine, and how far
-a running run has got.
+"""Routes only the local server has: where a run's files lie on this machine, how far
+a running run has got, and API docs that work offline.
 
 The state folder is the server's (``serve --root``), so the CLI asks it instead of guessing
 the folder. Left out of the OpenAPI document: it is no part of the cloud API.
@@ -7,11 +7,14 @@ the folder. Left out of the OpenAPI document: it is no part of the cloud API.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
 from api.errors import ApiError
 from retraining import workflow
@@ -63,15 +66,35 @@ def tuning_trials(sagemaker: Any, tuning_job_name: str) -> dict[str, int]:
     }
 
 
+def running_trial(sagemaker: Any, tuning_job_name: str) -> str | None:
+    """The newest trial still running (trials are named ``<tuning job>-<nnn>-<hash>``, so
+    the highest name is the newest)."""
+    listed = sagemaker.list_training_jobs_for_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=tuning_job_name,
+        StatusEquals="InProgress",
+        SortBy="Name",
+        SortOrder="Descending",
+        MaxResults=1,
+    )
+    summaries = listed.get("TrainingJobSummaries") or []
+    return summaries[0]["TrainingJobName"] if summaries else None
+
+
 def run_progress(root: Path, run: RunRecord, sagemaker: Callable[[], Any]) -> dict[str, Any]:
-    """Trials while tuning, the final job's latest epoch line while training."""
-    trials = None
+    """While tuning: trials finished, and the latest epoch line of the newest running trial;
+    while training: the final job's latest epoch line."""
+    trials = trial = None
     if run.status == "TUNING" and run.tuning_job_name:
-        trials = tuning_trials(sagemaker(), run.tuning_job_name)
+        client = sagemaker()
+        trials = tuning_trials(client, run.tuning_job_name)
+        name = running_trial(client, run.tuning_job_name) if trials["in_progress"] else None
+        if name:
+            trial = {"training_job_name": name, "epoch": latest_epoch_line(root, name)}
     return {
         "run_id": run.run_id,
         "status": run.status,
         "trials": trials,
+        "trial": trial,
         "training_job_name": run.training_job_name,
         "epoch": latest_epoch_line(root, run.training_job_name),
     }
@@ -111,3 +134,66 @@ def local_router(
         return workflow.reconcile(get_deps())
 
     return router
+
+
+# Swagger UI's own files, as Powertools for AWS Lambda (a pinned requirement of functions/)
+# ships them for its offline Swagger UI. FastAPI's /docs and /redoc load theirs from a CDN:
+# a blank page on a machine without a network.
+SWAGGER_ASSETS = {
+    "swagger-ui-bundle.min.js": "application/javascript",
+    "swagger-ui.min.css": "text/css",
+}
+DOCS_ASSETS_PREFIX = "/local/docs"
+
+NO_SWAGGER_UI = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{title}: API docs</title></head>
+<body>
+<h1>{title}</h1>
+<p>The interactive API docs are off: Swagger UI's files were not found in this environment
+(they come with aws-lambda-powertools, a requirement in functions/requirements.txt; run
+<code>make install</code>). ReDoc is off too: it loads its script from the internet.</p>
+<p>The OpenAPI document is here: <a href="{openapi_url}">{openapi_url}</a>.</p>
+</body></html>
+"""
+
+
+def swagger_ui_assets() -> Path | None:
+    """The folder that holds Swagger UI's JS and CSS, or None where they are missing."""
+    spec = importlib.util.find_spec("aws_lambda_powertools")
+    if spec is None or not spec.origin:
+        return None
+    folder = Path(spec.origin).parent / "event_handler" / "openapi" / "swagger_ui"
+    return folder if all((folder / name).is_file() for name in SWAGGER_ASSETS) else None
+
+
+def serve_docs_offline(app: FastAPI, assets: Path | None) -> None:
+    """Replace the app's /docs and /redoc (CDN scripts) with a Swagger UI whose files this
+    server sends itself, or, with no ``assets``, a page that says why there is none and links
+    the OpenAPI document."""
+    replaced = {app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
+    app.router.routes[:] = [
+        r for r in app.router.routes if getattr(r, "path", None) not in replaced
+    ]
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        if assets is None:
+            return HTMLResponse(NO_SWAGGER_UI.format(title=app.title, openapi_url=openapi_url))
+        return get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{DOCS_ASSETS_PREFIX}/swagger-ui-bundle.min.js",
+            swagger_css_url=f"{DOCS_ASSETS_PREFIX}/swagger-ui.min.css",
+            swagger_favicon_url="data:,",  # no icon rather than one from the internet
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    @app.get(DOCS_ASSETS_PREFIX + "/{name}", include_in_schema=False)
+    def asset(name: str) -> FileResponse:
+        if assets is None or name not in SWAGGER_ASSETS:
+            raise ApiError(404, "not_found", f"no docs file {name}")
+        return FileResponse(assets / name, media_type=SWAGGER_ASSETS[name])

@@ -118,16 +118,17 @@ def queue_answer(stubber: Any) -> None:
 def build_api() -> tuple[Any, Any]:
     for part in ("functions", "training", "."):
         sys.path.insert(0, str(ROOT / part))
-    from retraining.deps import Deps, set_deps
+    from retraining.deps import Deps, set_deps, unavailable
     from retraining.settings import Settings
+    from retraining.stores.memory import InMemoryRunStore
 
     client, stubber = stubbed_runtime()
     set_deps(
         Deps(
             settings_factory=Settings,
-            sagemaker_factory=lambda: None,
+            sagemaker_factory=unavailable("sagemaker"),
             sagemaker_runtime_factory=lambda: client,
-            store_factory=lambda: None,
+            store_factory=InMemoryRunStore,
         )
     )
     import api.app

@@ -24,6 +24,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import skimage.data
@@ -85,6 +86,10 @@ class NaiveHandler:
         logits = self.net(transform(image).unsqueeze(0))
         probabilities, indices = torch.softmax(logits, dim=1).topk(5)
         return json.dumps({"indices": indices.tolist(), "probabilities": probabilities.tolist()})
+
+
+def _repeat(call: Callable[[str], object], body: str, times: int) -> list[object]:
+    return [call(body) for _ in range(times)]
 
 
 def paired_timings(
@@ -184,11 +189,11 @@ def bench_size(image_size: int, requests: int, batches: int) -> None:
         body = json.dumps({"image": base64.b64encode(image).decode("utf-8")})
         batch_body = json.dumps({"instances": [{"image": base64.b64encode(image).decode()}] * 32})
         ours, base = paired_timings(
-            lambda body=body: ours_single(model, body), lambda body=body: naive(body), requests
+            partial(ours_single, model, body), partial(naive, body), requests
         )
         ours_b, base_b = paired_timings(
-            lambda b=batch_body: ours_single(model, b),
-            lambda body=body: [naive(body) for _ in range(32)],
+            partial(ours_single, model, batch_body),
+            partial(_repeat, naive, body, 32),
             batches,
             warmup=1,
         )

@@ -122,7 +122,7 @@ class LocalStack:
             )
         )
         self.bus.start()
-        self.schedules = []
+        self.schedules: list[Schedule] = []
         if self.schedule_minutes:
             self._schedule(":start_scheduled_run", self.schedule_minutes * 60)
         self._schedule(":reconcile", self.reconcile_seconds or reconcile_interval_s(REPO_ROOT))

@@ -54,7 +54,8 @@ def build_metadata(
 def export_torchscript(model: nn.Module, image_size: int, path: Path) -> None:
     """Trace a CPU float32 copy in eval mode; batch size stays dynamic (flatten(x, 1))."""
     model = model.module if isinstance(model, nn.DataParallel) else model
-    cpu_model = model.to("cpu", memory_format=torch.contiguous_format).float().eval()
+    # Module.to takes memory_format with a device at run time; torch's stubs list it alone.
+    cpu_model = model.to("cpu", memory_format=torch.contiguous_format).float().eval()  # type: ignore[call-overload]
     example = torch.zeros(2, 3, image_size, image_size)
     with torch.no_grad(), warnings.catch_warnings():
         # TorchScript is the contract's format; torch 2.x flags jit.trace as deprecated.

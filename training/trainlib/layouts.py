@@ -13,7 +13,11 @@ from trainlib.data import CIFAR_DIR
 
 
 def write_cifar(
-    channel: Path, split: str, images: np.ndarray, labels: Sequence[int], classes: Sequence[str]
+    channel: Path,
+    split: str,
+    images: np.ndarray,
+    labels: Sequence[int] | np.ndarray,
+    classes: Sequence[str],
 ) -> Path:
     """``channel/cifar-100-python/{split,meta}`` as the official pickles (``images``: N,32,32,3 uint8)."""
     root = channel / CIFAR_DIR
@@ -33,7 +37,7 @@ def write_cifar(
 
 
 def write_image_folder(
-    channel: Path, images: np.ndarray, labels: Sequence[int], classes: Sequence[str]
+    channel: Path, images: np.ndarray, labels: Sequence[int] | np.ndarray, classes: Sequence[str]
 ) -> Path:
     """``channel/<class>/<index>.png`` (``images``: N,H,W,3 uint8)."""
     for i, (image, label) in enumerate(zip(images, labels, strict=True)):

@@ -53,7 +53,7 @@ class ResNet34Classifier(nn.Module):
         net = resnet34(weights=None)
         if state_dict is not None:
             net.load_state_dict(state_dict)
-        self.trunk = nn.Sequential(
+        self.trunk: nn.Module = nn.Sequential(
             net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3
         )
         self.layer4 = net.layer4

@@ -34,6 +34,10 @@ def _import_handler(path: Path, unique: str) -> ModuleType:
         raise ImportError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses and pickling look modules up by name
+    # Each model's code dir is its own: drop helpers an earlier model imported under the same
+    # plain names (serving_*), or this model would silently run the first model's copies.
+    for sibling in path.parent.glob("*.py"):
+        sys.modules.pop(sibling.stem, None)
     # Like the toolkit, the code dir is on the path so inference.py may import its siblings.
     sys.path.insert(0, str(path.parent))
     try:

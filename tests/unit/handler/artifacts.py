@@ -12,6 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
+# model_handler/ is the artifact's code/ directory: inference.py and the helper modules it
+# imports by top-level name (the container puts code/ on sys.path).
+HANDLER_DIR = Path(__file__).resolve().parents[3] / "model_handler"
+HANDLER_MODULES = tuple(sorted(path.stem for path in HANDLER_DIR.glob("*.py")))
+
 PHOTOS = ("rocket", "coffee", "astronaut", "chelsea", "camera")
 CIFAR_MEAN = [0.5071, 0.4865, 0.4409]
 CIFAR_STD = [0.2673, 0.2564, 0.2762]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,12 @@ import skimage.data
 import torch
 import torchvision
 
-from tests.unit.handler.artifacts import PHOTOS, TinyNet, load, write_artifact
+from tests.unit.handler.artifacts import HANDLER_DIR, PHOTOS, TinyNet, load, write_artifact
+
+# As in the container, where code/ is on sys.path: the tests import the handler's helper
+# modules (serving_images, serving_backends, ...) by the same top-level names it does.
+if str(HANDLER_DIR) not in sys.path:
+    sys.path.insert(0, str(HANDLER_DIR))
 
 torch.set_num_threads(1)
 

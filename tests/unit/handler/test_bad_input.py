@@ -7,6 +7,7 @@ import io
 import json
 import struct
 import zlib
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -110,7 +111,9 @@ def test_unsupported_image_format_is_400(tiny_model) -> None:
 
 
 def test_image_over_the_size_cap_is_413(monkeypatch, photo_png, tiny_model) -> None:
-    monkeypatch.setattr(inference, "MAX_IMAGE_BYTES", len(photo_png) - 1)
+    monkeypatch.setattr(
+        inference, "LIMITS", replace(inference.LIMITS, max_image_bytes=len(photo_png) - 1)
+    )
     for body, content_type in [
         (json.dumps({"image": b64(photo_png)}), "application/json"),
         (photo_png, "image/png"),
@@ -120,7 +123,9 @@ def test_image_over_the_size_cap_is_413(monkeypatch, photo_png, tiny_model) -> N
 
 
 def test_image_at_the_size_cap_is_served(monkeypatch, photo_png, tiny_model) -> None:
-    monkeypatch.setattr(inference, "MAX_IMAGE_BYTES", len(photo_png))
+    monkeypatch.setattr(
+        inference, "LIMITS", replace(inference.LIMITS, max_image_bytes=len(photo_png))
+    )
     data = inference.input_fn(json.dumps({"image": b64(photo_png)}), "application/json")
     assert inference.predict_fn(data, tiny_model).top
 
@@ -133,13 +138,15 @@ def test_decompression_bomb_is_413_before_decoding(tiny_model) -> None:
 
 
 def test_pixel_cap_applies_to_real_photos(monkeypatch, photos, tiny_model) -> None:
-    monkeypatch.setattr(inference, "MAX_IMAGE_PIXELS", 512 * 512 - 1)
+    monkeypatch.setattr(
+        inference, "LIMITS", replace(inference.LIMITS, max_image_pixels=512 * 512 - 1)
+    )
     error = refused(tiny_model, encode(photos["astronaut"], "JPEG"), "image/jpeg")
     assert (error.status_code, error.code) == (413, "too_many_pixels")
 
 
 def test_batch_over_the_limit_is_413(monkeypatch, photo_png, tiny_model) -> None:
-    monkeypatch.setattr(inference, "MAX_BATCH", 2)
+    monkeypatch.setattr(inference, "LIMITS", replace(inference.LIMITS, max_batch=2))
     body = json.dumps({"instances": [{"image": b64(photo_png)}] * 3})
     error = refused(tiny_model, body)
     assert (error.status_code, error.code) == (413, "batch_too_large")

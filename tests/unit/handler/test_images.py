@@ -7,12 +7,19 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+from serving_images import decode_rgb, open_image
+from serving_preprocess import Preprocess
 
 from model_handler import inference
 from tests.unit.handler.artifacts import CIFAR_MEAN, CIFAR_STD, PHOTOS, encode
 from trainlib.preprocess import build_eval_transform
 
 SPEC = {"resize": [32, 32], "interpolation": "bilinear", "mean": CIFAR_MEAN, "std": CIFAR_STD}
+
+
+def opened(data: bytes) -> Image.Image:
+    """An image opened under the endpoint's own limits, as input_fn opens it."""
+    return open_image(data, inference.LIMITS)
 
 
 def red_left_blue_right(width: int, height: int) -> Image.Image:
@@ -35,7 +42,7 @@ def test_exif_orientation_is_honoured(width, height) -> None:
     # Orientation 6: the camera was turned, the viewer rotates 90 degrees clockwise.
     data = with_orientation(red_left_blue_right(width, height), 6)
 
-    upright = inference.decode_rgb(inference.open_image(data), target=(32, 32))
+    upright = decode_rgb(opened(data), target=(32, 32))
 
     w, h = upright.size
     assert h > w  # landscape pixels, portrait photo
@@ -47,9 +54,9 @@ def test_exif_orientation_is_honoured(width, height) -> None:
 
 def test_orientation_changes_the_prediction_input() -> None:
     image = red_left_blue_right(40, 20)
-    preprocess = inference.Preprocess.from_metadata(SPEC)
-    plain = preprocess.batch([inference.open_image(with_orientation(image, 1))])
-    rotated = preprocess.batch([inference.open_image(with_orientation(image, 6))])
+    preprocess = Preprocess.from_metadata(SPEC)
+    plain = preprocess.batch([opened(with_orientation(image, 1))])
+    rotated = preprocess.batch([opened(with_orientation(image, 6))])
     assert np.abs(plain - rotated).mean() > 0.5
 
 
@@ -84,14 +91,14 @@ def test_every_mode_becomes_rgb(mode, fmt, pixel) -> None:
     buffer = io.BytesIO()
     _image(mode).save(buffer, fmt)
 
-    rgb = inference.decode_rgb(inference.open_image(buffer.getvalue()))
+    rgb = decode_rgb(opened(buffer.getvalue()))
 
     assert rgb.mode == "RGB"
     assert tuple(int(v) for v in rgb.getpixel((1, 1))) == pytest.approx(pixel, abs=2)
 
 
 def test_grayscale_photo_is_three_equal_channels(photos) -> None:
-    rgb = np.asarray(inference.decode_rgb(inference.open_image(encode(photos["camera"], "PNG"))))
+    rgb = np.asarray(decode_rgb(opened(encode(photos["camera"], "PNG"))))
     assert rgb.shape == (*photos["camera"].shape, 3)
     np.testing.assert_array_equal(rgb[..., 0], photos["camera"])
     np.testing.assert_array_equal(rgb[..., 2], photos["camera"])
@@ -104,7 +111,7 @@ def test_preprocess_matches_the_training_eval_transform(name, size, photos) -> N
     spec = {**SPEC, "resize": [size, size]}
     image = Image.fromarray(photos[name]).convert("RGB")
 
-    ours = inference.Preprocess.from_metadata(spec).batch([image])[0]
+    ours = Preprocess.from_metadata(spec).batch([image])[0]
     theirs = build_eval_transform(spec)(image).numpy()
 
     assert ours.shape == theirs.shape == (3, size, size)
@@ -120,10 +127,10 @@ def test_photo_goes_through_the_training_images_native_size_first(fmt, photos) -
     spec = {**SPEC, "resize": [64, 64], "source_size": [32, 32]}
     data = encode(photos["chelsea"], fmt)
 
-    ours = inference.Preprocess.from_metadata(spec).batch([inference.open_image(data)])[0]
-    theirs = build_eval_transform(spec)(inference.decode_rgb(inference.open_image(data))).numpy()
-    direct = inference.Preprocess.from_metadata({**SPEC, "resize": [64, 64]})
-    straight = direct.batch([inference.open_image(data)])[0]
+    ours = Preprocess.from_metadata(spec).batch([opened(data)])[0]
+    theirs = build_eval_transform(spec)(decode_rgb(opened(data))).numpy()
+    direct = Preprocess.from_metadata({**SPEC, "resize": [64, 64]})
+    straight = direct.batch([opened(data)])[0]
 
     one_level = 1 / 255 / min(CIFAR_STD)
     assert np.abs(ours - theirs).mean() < 1e-2  # JPEG's reduced decode may differ slightly
@@ -133,21 +140,21 @@ def test_photo_goes_through_the_training_images_native_size_first(fmt, photos) -
 
 def test_source_size_must_be_a_size() -> None:
     with pytest.raises(ValueError, match="source_size"):
-        inference.Preprocess.from_metadata({**SPEC, "source_size": [32]})
+        Preprocess.from_metadata({**SPEC, "source_size": [32]})
 
 
 def test_non_square_resize_is_height_then_width(photos) -> None:
     spec = {**SPEC, "resize": [24, 40]}
-    out = inference.Preprocess.from_metadata(spec).batch([Image.fromarray(photos["rocket"])])
+    out = Preprocess.from_metadata(spec).batch([Image.fromarray(photos["rocket"])])
     assert out.shape == (1, 3, 24, 40)
 
 
 @pytest.mark.parametrize("name", ["astronaut", "coffee"])
 def test_reduced_jpeg_decode_stays_close_to_full_decode(name, photos) -> None:
     data = encode(photos[name], "JPEG", quality=90)
-    preprocess = inference.Preprocess.from_metadata(SPEC)
+    preprocess = Preprocess.from_metadata(SPEC)
 
-    drafted = preprocess.batch([inference.open_image(data)])[0]
+    drafted = preprocess.batch([opened(data)])[0]
     full = preprocess.batch([Image.open(io.BytesIO(data)).convert("RGB")])[0]
 
     assert np.abs(drafted - full).mean() < 0.05  # in normalised units (~3 grey levels)
@@ -166,4 +173,4 @@ def test_reduced_jpeg_decode_stays_close_to_full_decode(name, photos) -> None:
 )
 def test_invalid_preprocess_spec_is_refused(change) -> None:
     with pytest.raises(ValueError, match="preprocess"):
-        inference.Preprocess.from_metadata({**SPEC, **change})
+        Preprocess.from_metadata({**SPEC, **change})

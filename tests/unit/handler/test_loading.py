@@ -11,9 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import serving_backends
 import torch
 
 from model_handler import inference
+from tests.unit.handler.artifacts import HANDLER_MODULES
 
 HANDLER_FILE = Path(inference.__file__)
 
@@ -45,7 +47,7 @@ def test_threads_share_the_cpus_among_workers(monkeypatch, env, cpus, expected) 
     monkeypatch.delenv("SAGEMAKER_MODEL_SERVER_WORKERS", raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(inference, "available_cpus", lambda: cpus)
+    monkeypatch.setattr(serving_backends, "available_cpus", lambda: cpus)
     assert inference.inference_threads() == expected
 
 
@@ -107,7 +109,7 @@ def test_auto_backend_falls_back_to_torch_without_onnxruntime(monkeypatch, tiny_
 
 
 def test_auto_backend_refuses_an_export_that_disagrees(monkeypatch, tiny_dir) -> None:
-    monkeypatch.setattr(inference, "agrees_with_torch", lambda *args: False)
+    monkeypatch.setattr(serving_backends, "agrees_with_torch", lambda *args: False)
     assert inference.model_fn(str(tiny_dir)).backend == "torch"
 
 
@@ -170,6 +172,8 @@ def test_errors_fall_back_to_a_stand_in_without_the_toolkit(monkeypatch) -> None
     # still import and its errors keep the toolkit's constructor and attributes.
     # (tests/unit/handler/test_toolkit.py drives the real toolkit.)
     monkeypatch.setitem(sys.modules, "sagemaker_inference.errors", None)  # import -> ImportError
+    for name in HANDLER_MODULES:  # the helpers too are imported afresh, as in such a container
+        monkeypatch.delitem(sys.modules, name, raising=False)
     spec = importlib.util.spec_from_file_location("inference_without_toolkit", HANDLER_FILE)
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "inference_without_toolkit", module)  # for its dataclasses
@@ -179,7 +183,8 @@ def test_errors_fall_back_to_a_stand_in_without_the_toolkit(monkeypatch) -> None
         module.input_fn(b"...", "text/plain")
 
     error = caught.value
-    assert type(error).__mro__[1].__module__ == "inference_without_toolkit"
+    # The stand-in base lives in the handler's own errors module, not sagemaker_inference.errors.
+    assert type(error).__mro__[1].__module__ == "serving_errors"
     assert (error.status_code, error.phrase) == (415, "Unsupported Media Type")
     assert json.loads(error.message)["error"] == "unsupported_content_type"
 

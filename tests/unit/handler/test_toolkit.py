@@ -15,6 +15,7 @@ import json
 import shutil
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,17 +27,16 @@ from sagemaker_pytorch_serving_container.handler_service import HandlerService
 from ts.context import Context
 from ts.service import Service
 
-from model_handler import inference
-from tests.unit.handler.artifacts import b64, encode
-
-HANDLER_FILE = Path(inference.__file__)
+from tests.unit.handler.artifacts import HANDLER_DIR, HANDLER_MODULES, b64, encode
 
 
 def _container_model_dir(artifact: Path, target: Path) -> Path:
-    """model.tar.gz as the endpoint unpacks it: the artifact plus code/inference.py."""
+    """model.tar.gz as the endpoint unpacks it: the artifact plus code/, a copy of
+    model_handler/ made the way training's artifact writer copies its inference code."""
     shutil.copytree(artifact, target)
-    (target / "code").mkdir()
-    shutil.copy(HANDLER_FILE, target / "code" / "inference.py")
+    shutil.copytree(
+        HANDLER_DIR, target / "code", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
+    )
     return target
 
 
@@ -84,11 +84,13 @@ def endpoint(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path) -> Iterat
         patch.setenv("PYTHONPATH", "")  # initialize() prepends model_dir/code to it
         patch.delenv("SAGEMAKER_PROGRAM", raising=False)  # the toolkit's default: inference.py
         patch.syspath_prepend(str(model_dir / "code"))
-        patch.delitem(sys.modules, "inference", raising=False)
+        for name in HANDLER_MODULES:  # inference.py and its helpers, imported from code/
+            patch.delitem(sys.modules, name, raising=False)
         served = Endpoint(model_dir)
         served.start()
         yield served
-        sys.modules.pop("inference", None)
+        for name in HANDLER_MODULES:  # the copies in code/; the patch restores any originals
+            sys.modules.pop(name, None)
 
 
 def _error(text: str) -> dict:
@@ -102,6 +104,14 @@ def test_the_toolkit_imports_the_handler_from_the_code_directory(endpoint) -> No
     served = sys.modules["inference"]
     assert Path(served.__file__).parent.name == "code"
     assert issubclass(served.InferenceError, BaseInferenceToolkitError)
+
+
+def test_the_helpers_are_imported_from_the_code_directory_too(endpoint) -> None:
+    served = sys.modules["inference"]
+    code_dir = Path(served.__file__).parent
+    for name in HANDLER_MODULES:
+        assert Path(sys.modules[name].__file__).parent == code_dir, name
+    assert served.InferenceError is sys.modules["serving_errors"].InferenceError
 
 
 def test_a_good_image_is_a_200_with_the_prediction(endpoint, photos) -> None:
@@ -142,7 +152,7 @@ def test_bad_requests_keep_the_handlers_status(
 
 def test_an_oversized_image_is_a_413(endpoint, monkeypatch) -> None:
     served = sys.modules["inference"]
-    monkeypatch.setattr(served, "MAX_IMAGE_BYTES", 1000)
+    monkeypatch.setattr(served, "LIMITS", replace(served.LIMITS, max_image_bytes=1000))
     noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     status, _, text = endpoint.invoke(encode(noise, "PNG"), "image/png")
     assert (status, _error(text)["error"]) == (413, "image_too_large")
@@ -150,7 +160,7 @@ def test_an_oversized_image_is_a_413(endpoint, monkeypatch) -> None:
 
 def test_a_decompression_bomb_is_a_413_not_a_500(endpoint, monkeypatch) -> None:
     served = sys.modules["inference"]
-    monkeypatch.setattr(served, "MAX_IMAGE_PIXELS", 100 * 100)
+    monkeypatch.setattr(served, "LIMITS", replace(served.LIMITS, max_image_pixels=100 * 100))
     status, _, text = endpoint.invoke(encode(np.zeros((200, 200), np.uint8), "PNG"), "image/png")
     assert status == 413
     assert "pixels" in _error(text)["message"]

@@ -17,15 +17,18 @@ $(STAMP): $(REQS) pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
-## test: lint, then every test (unit, integration, end to end)
-test: install
-	$(PY) -m ruff check .
-	$(PY) -m ruff format --check .
+# Type-checked code: strict for functions/ (pyproject.toml), basic for the rest.
+TYPED := functions local deploy scripts training bench
+
+## test: lint (ruff, mypy), then every test (unit, integration, end to end)
+test: lint
 	$(PY) -m pytest
 
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy $(TYPED)
+	cd model_handler && ../$(PY) -m mypy --config-file ../pyproject.toml --cache-dir ../.mypy_cache .
 
 format: install
 	$(PY) -m ruff format .

@@ -28,16 +28,22 @@ class PublishedSources:
 
 
 def source_files(root: Path) -> list[Path]:
-    """Every regular file under ``root``, sorted by relative path (the order of the bundle)."""
+    """Every regular file under ``root``, sorted by relative path (the order of the bundle);
+    caches (``__pycache__``, dot-folders such as ``.mypy_cache``) are no part of the source."""
     if not root.is_dir():
         raise FileNotFoundError(f"source folder {root} does not exist")
     files = sorted(
-        (path for path in root.rglob("*") if path.is_file() and "__pycache__" not in path.parts),
+        (path for path in root.rglob("*") if path.is_file() and not _is_cache(path, root)),
         key=lambda path: path.relative_to(root).as_posix(),
     )
     if not files:
         raise ValueError(f"source folder {root} is empty")
     return files
+
+
+def _is_cache(path: Path, root: Path) -> bool:
+    parts = path.relative_to(root).parts
+    return any(part == "__pycache__" or part.startswith(".") for part in parts)
 
 
 def sourcedir_tarball(root: Path) -> bytes:

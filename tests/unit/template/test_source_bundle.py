@@ -257,3 +257,12 @@ def test_existence_is_asked_with_a_prefixed_list_request(payload: Path) -> None:
         uri = bundle.publish_training_source(s3, BUCKET, "code/", payload / "training")
     stubber.assert_no_pending_responses()
     assert uri.startswith(f"s3://{BUCKET}/code/training/")
+
+
+def test_caches_beside_the_sources_are_not_bundled(payload: Path) -> None:
+    """A type checker's or interpreter's cache in the folder never reaches the bundle."""
+    for cache in ("__pycache__", ".mypy_cache/3.11", ".pytest_cache"):
+        (payload / "model_handler" / cache).mkdir(parents=True)
+        (payload / "model_handler" / cache / "x.json").write_text("{}")
+    files = bundle.source_files(payload / "model_handler")
+    assert [f.name for f in files] == ["inference.py", "requirements.txt"]

@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 from botocore.stub import Stubber
 
+from retraining.deps import Deps, unavailable
 from retraining.settings import Settings
 
 EVENTS = Path(__file__).resolve().parents[1] / "events" / "sagemaker"
@@ -153,3 +154,14 @@ def endpoint_description(status: str, config: str, pending: str | None = None) -
     if pending:
         response["PendingDeploymentSummary"] = {"EndpointConfigName": pending}
     return response
+
+
+def wire(settings: Settings, sagemaker: RecordingSageMaker, store: Any, s3: Any = None) -> Deps:
+    """Deps over the double, a run store and (for the data-preparation check) an S3 client."""
+    return Deps(
+        settings_factory=lambda: settings,
+        sagemaker_factory=lambda: sagemaker.client,
+        sagemaker_runtime_factory=lambda: None,
+        store_factory=lambda: store,
+        s3_factory=(lambda: s3) if s3 is not None else unavailable("s3"),
+    )

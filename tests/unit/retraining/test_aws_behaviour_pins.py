@@ -40,6 +40,7 @@ from tests.support.sagemaker_double import (
     make_settings,
     training_description,
     tuning_description,
+    wire,
 )
 
 REPO = Path(__file__).resolve().parents[3]
@@ -100,14 +101,7 @@ def stubbed_s3() -> Iterator[tuple[Any, Stubber]]:
 
 
 def _data_deps(sagemaker: RecordingSageMaker, store: InMemoryRunStore, s3: Any) -> Deps:
-    settings = make_settings(prepare_data=True)
-    return Deps(
-        settings_factory=lambda: settings,
-        sagemaker_factory=lambda: sagemaker.client,
-        sagemaker_runtime_factory=lambda: None,
-        store_factory=lambda: store,
-        s3_factory=lambda: s3,
-    )
+    return wire(make_settings(prepare_data=True), sagemaker, store, s3)
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ from tests.support.sagemaker_double import (
     make_settings,
     training_description,
     tuning_description,
+    wire,
 )
 
 BUCKET = "cifar100-artifacts"
@@ -288,14 +289,7 @@ def s3() -> Iterator[Any]:
 
 @pytest.fixture
 def data_deps(sagemaker: RecordingSageMaker, store: InMemoryRunStore, s3: Any) -> Deps:
-    settings = make_settings(prepare_data=True)
-    return Deps(
-        settings_factory=lambda: settings,
-        sagemaker_factory=lambda: sagemaker.client,
-        sagemaker_runtime_factory=lambda: None,
-        store_factory=lambda: store,
-        s3_factory=lambda: s3,
-    )
+    return wire(make_settings(prepare_data=True), sagemaker, store, s3)
 
 
 def _start_with_data_job(deps: Deps, sagemaker: RecordingSageMaker) -> RunRecord:

@@ -1,7 +1,7 @@
 """Delete what retraining runs created outside CloudFormation: the endpoint (the part that
 bills by the hour), then this stack's endpoint configs and models. `make teardown` runs it
 before `sam delete`. The bucket and table are retained by the stack (they hold the data and
-the run history); the README says how to remove them.
+the run history); docs/deploy.md says how to remove them.
 
 Usage: python scripts/teardown.py --stack-name cifar100 [--region eu-west-1] [--dry-run]
 """

@@ -1,6 +1,6 @@
 """Call the SageMaker endpoint and turn its failures into API errors (never leak them raw).
 
-Mapping (see the README):
+Mapping (see docs/api.md):
 endpoint missing / not InService / model not ready -> 503; ModelError whose container answered
 4xx -> that 4xx with the container's message; other model errors -> 502; throttling -> 429 with
 Retry-After; a timeout (client read/connect timeout, or the container's 60 s limit) -> 504.

@@ -1,8 +1,7 @@
 """All runtime configuration, read from environment variables (the template sets them).
 
 One object for the API and the orchestration handlers. Names are the upper-case field names,
-e.g. ``ENDPOINT_NAME``; list values are comma-separated. Documented in the README
-("Configuration").
+e.g. ``ENDPOINT_NAME``; list values are comma-separated. Documented in docs/configuration.md.
 """
 
 from __future__ import annotations

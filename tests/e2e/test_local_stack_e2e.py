@@ -94,7 +94,7 @@ class Stack:
         assert response.status_code == 200, response.text
         return response.json()
 
-    def wait(self, run_id: str, until: set[str], timeout: float = 240) -> dict[str, Any]:
+    def wait(self, run_id: str, until: set[str], timeout: float = 600) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             run = self.run(run_id)
@@ -165,7 +165,7 @@ def tune_flags(overrides: dict[str, Any]) -> list[str]:
 
 def test_good_run_is_deployed_and_serves_predictions(stack: Stack) -> None:
     # `tune --watch` as a person runs it: the run's id, progress while it runs, the outcome.
-    watched = stack.cli("tune", *tune_flags(GOOD), "--watch", timeout=300).splitlines()
+    watched = stack.cli("tune", *tune_flags(GOOD), "--watch", timeout=600).splitlines()
     run_id = watched[0].split()[1]
     assert watched[0] == f"run {run_id} started (TUNING)"
     assert json.loads(watched[-1])["status"] == "DEPLOYED", watched
@@ -250,7 +250,7 @@ def test_a_run_whose_sagemaker_events_are_all_lost_is_deployed_by_the_reconciler
     lossy = Stack(tmp_path, "--drop-sagemaker-events", "--reconcile-seconds", "2")
     lossy.start()
     try:
-        run = lossy.wait(lossy.tune(GOOD), TERMINAL, timeout=300)
+        run = lossy.wait(lossy.tune(GOOD), TERMINAL, timeout=600)
         assert run["status"] == "DEPLOYED", run
         assert [h["status"] for h in run["history"]] == [
             "TUNING",

@@ -137,6 +137,16 @@ def build_parser(prog: str = "cifar100") -> argparse.ArgumentParser:
         sub.add_argument(
             "--url", help=f"the local API (default: $LOCAL_API_URL, else {DEFAULT_URL})"
         )
+        aws = sub.add_argument_group("a deployed stack (requests SigV4-signed for execute-api)")
+        aws.add_argument("--stack", help="CloudFormation stack name: its ApiUrl output is the API")
+        aws.add_argument("--profile", help="AWS profile (default: AWS_PROFILE, else the default)")
+        aws.add_argument("--region", help="AWS region (default: the profile's, or the URL's)")
+        aws.add_argument(
+            "--sign",
+            action="store_true",
+            help="sign requests to --url too (a custom domain; execute-api URLs always are)",
+        )
+        sub.add_argument("--json", action="store_true", help="print the API's JSON, for scripts")
         if name == "predict":
             sub.add_argument("image", type=Path, help="a PNG or JPEG file")
             sub.add_argument(
@@ -208,19 +218,29 @@ def main(argv: list[str] | None = None, prog: str = "cifar100") -> int:
 
     import httpx
 
+    from local.aws_target import TargetError
     from local.client import ApiClient, ApiError
 
     url = api_url(args)
     watching: list[str] = []  # the run being watched, for Ctrl-C's note
-    # The mistakes people make (stack not running, a wrong path, a wrong run id) get one
-    # line, not a traceback.
+    # The mistakes people make (stack not running, a wrong path, a wrong run id, no
+    # credentials) get one line, not a traceback.
     try:
-        run_command(args, ApiClient(url), prog, watching)
+        url, auth = target(args)
+        run_command(args, ApiClient(url, auth), prog, watching)
+    except TargetError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except httpx.TransportError as error:
+        where = "the deployed API" if args.stack or args.sign else "the local API"
+        hint = (
+            "check the stack and your network"
+            if args.stack or args.sign
+            else f"start the stack with `make run` or `{prog} serve`, or point --url or "
+            "LOCAL_API_URL at a running one"
+        )
         print(
-            f"error: cannot reach the local API at {url} ({error or type(error).__name__}); "
-            f"start the stack with `make run` or `{prog} serve`, or point --url or "
-            "LOCAL_API_URL at a running one",
+            f"error: cannot reach {where} at {url} ({error or type(error).__name__}); {hint}",
             file=sys.stderr,
         )
         return 1
@@ -242,6 +262,22 @@ def main(argv: list[str] | None = None, prog: str = "cifar100") -> int:
     return 0
 
 
+def target(args: argparse.Namespace) -> tuple[str, Any]:
+    """The API's URL and, for a deployed stack, the SigV4 signer of its requests."""
+    from local.aws_target import SigV4, TargetError, execute_api_region, session, stack_url
+
+    url = api_url(args)
+    if not (args.stack or args.sign or execute_api_region(url)):
+        return url, None
+    aws = session(args.profile, args.region)
+    if args.stack:
+        url = stack_url(aws.client("cloudformation"), args.stack)
+    region = args.region or execute_api_region(url) or aws.region_name
+    if not region:
+        raise TargetError("no AWS region: pass --region or set one in the profile")
+    return url, SigV4(aws.get_credentials(), region)
+
+
 def say(line: str) -> None:
     print(line, flush=True)  # progress shows up at once, also through a pipe
 
@@ -258,6 +294,25 @@ def summary(run: dict[str, Any]) -> str:
             "error": run["error"],
         }
     )
+
+
+def json_answer(args: argparse.Namespace, api: ApiClient, watching: list[str]) -> Any:
+    """--json: what the API answered, one JSON document (``watch``: the final record)."""
+    if args.command == "predict":
+        return api.predict(args.image, args.top_k)
+    if args.command == "tune":
+        accepted = api.tune(overrides_from(args))
+        if not args.watch:
+            return accepted
+        watching.append(accepted["run_id"])
+        return api.watch(accepted["run_id"], out=lambda _: None)
+    if args.command == "watch":
+        watching.append(args.run_id)
+        return api.watch(args.run_id, out=lambda _: None)
+    if args.command == "runs":
+        return list(api.runs())
+    run = api.run(args.run_id)
+    return {**run, "curves": (api.curves(args.run_id) or {}).get("curves", [])}
 
 
 def run_line(run: dict[str, Any]) -> str:
@@ -279,6 +334,9 @@ def run_command(
     from local.client import outcome_reason
 
     watching = [] if watching is None else watching
+    if getattr(args, "json", False):
+        print(json.dumps(json_answer(args, api, watching)))
+        return
     if args.command == "predict":
         result = api.predict(args.image, args.top_k)
         for p in result["predictions"]:
@@ -307,7 +365,7 @@ def run_command(
             json.dumps({"status": run["status"], "reason": outcome_reason(run), **shown}, indent=2)
         )
         # The server knows its state folder (serve --root): it names the files.
-        curves = api.curves(args.run_id)["curves"]
+        curves = (api.curves(args.run_id) or {}).get("curves", [])
         for path in curves:
             print(f"curve: {path}")
         if not curves:

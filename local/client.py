@@ -1,4 +1,5 @@
-"""The human CLI's side of the API: plain HTTP calls to the running local stack."""
+"""The human CLI's side of the API: HTTP calls to the local stack, or to a deployed stack
+with each request SigV4-signed (``local.aws_target``)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ class ApiError(Exception):
 
 
 class ApiClient:
-    def __init__(self, url: str) -> None:
-        self.http = httpx.Client(base_url=url, timeout=60)
+    def __init__(self, url: str, auth: httpx.Auth | None = None) -> None:
+        self.http = httpx.Client(base_url=url, timeout=60, auth=auth)
 
     def _json(self, response: httpx.Response) -> Any:
         try:
@@ -36,6 +37,14 @@ class ApiClient:
                 f"HTTP {response.status_code}",
                 response.status_code,
             ) from None
+        if response.status_code == 403 and isinstance(body, dict) and "error" not in body:
+            # API Gateway's own answer to a request IAM refuses: {"message": "Forbidden"}.
+            raise ApiError(
+                f"access denied by the API's IAM authorization ({body.get('message')}): the "
+                "signing identity needs execute-api:Invoke on this API",
+                "HTTP 403",
+                403,
+            )
         if response.status_code >= 400:
             error = body.get("error") if isinstance(body, dict) else None
             if not isinstance(error, dict):
@@ -58,13 +67,23 @@ class ApiClient:
         return self._json(self.http.get(f"/jobs/{run_id}"))
 
     def curves(self, run_id: str) -> Any:
-        """The local server's own route: the curve PNGs of the run's final training job."""
-        return self._json(self.http.get(f"/local/runs/{run_id}/curves"))
+        """The local server's own route: the curve PNGs of the run's final training job
+        (None from a deployed stack: its curves are in S3, under the run's final job)."""
+        return self._local(f"/local/runs/{run_id}/curves")
 
     def progress(self, run_id: str) -> Any:
         """The local server's own route: trials finished and the newest running trial's latest
-        epoch line while tuning, the final job's latest epoch line while training."""
-        return self._json(self.http.get(f"/local/runs/{run_id}/progress"))
+        epoch line while tuning, the final job's latest epoch line while training (a
+        deployed stack has no such route: status only)."""
+        return self._local(f"/local/runs/{run_id}/progress") or {"status": None}
+
+    def _local(self, path: str) -> Any:
+        try:
+            return self._json(self.http.get(path))
+        except ApiError as error:
+            if error.status_code in (403, 404):  # not the local server
+                return None
+            raise
 
     def runs(self, page_size: int = 100) -> Iterator[Any]:
         """Every run, newest first, page after page (following ``next_cursor``)."""

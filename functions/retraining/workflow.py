@@ -192,11 +192,7 @@ def _release_if_stuck(deps: Deps, run_id: str | None) -> bool:
     reason = stuck_reason(holder, deps.sagemaker, deps.settings)
     if reason is None:
         return False
-    log.warning("run %s is stuck, ending it: %s", holder.run_id, reason)
-    with contextlib.suppress(StaleTransition):  # lost: it moved on by itself
-        deps.store.transition(
-            holder.run_id, RunStatus.FAILED, expected={holder.status}, reason=reason, error=reason
-        )
+    _end_if(deps, holder, reason)
     return True
 
 

@@ -19,13 +19,28 @@ _NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 BATCH_METRICS = ("batch_loss", "batch_acc")
 EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc")
 FINAL_METRICS = ("test_loss", "test_acc")
-ALL_METRICS = BATCH_METRICS + EPOCH_METRICS + FINAL_METRICS
+#: The final job's champion/challenger comparison on the same test images (only when it was
+#: given a champion; trials never compare, so these are not tuning metrics).
+COMPARISON_METRICS = (
+    "champion_test_acc",
+    "mcnemar_p_value",
+    "candidate_only_correct",
+    "champion_only_correct",
+)
+ALL_METRICS = BATCH_METRICS + EPOCH_METRICS + FINAL_METRICS + COMPARISON_METRICS
 
 #: The HPO objective: validation accuracy on the held-out split, maximised.
 OBJECTIVE_METRIC = "val_acc"
 OBJECTIVE_TYPE = "Maximize"
 #: The metric the quality gate compares (test split, reported once at the end).
 GATE_METRIC = "test_acc"
+#: The champion's accuracy on the same test images, measured in the candidate's job.
+CHAMPION_GATE_METRIC = "champion_test_acc"
+#: Exact two-sided McNemar p-value of candidate vs champion on those images.
+GATE_P_VALUE_METRIC = "mcnemar_p_value"
+
+# Printed with significant digits: with 4 decimals a p-value of 3e-07 would read 0.0000.
+_SIGNIFICANT_DIGITS = frozenset({GATE_P_VALUE_METRIC})
 
 
 def metric_regex(name: str) -> str:
@@ -35,7 +50,7 @@ def metric_regex(name: str) -> str:
     return rf"\b{name}={_NUMBER}"
 
 
-#: ``MetricDefinitions`` for CreateTrainingJob / CreateHyperParameterTuningJob.
+#: ``MetricDefinitions`` for the final job's CreateTrainingJob (SageMaker allows 40).
 METRIC_DEFINITIONS: list[dict[str, str]] = [
     {"Name": name, "Regex": metric_regex(name)} for name in ALL_METRICS
 ]
@@ -49,7 +64,8 @@ TUNING_METRIC_DEFINITIONS: list[dict[str, str]] = [
 def format_metrics(**values: float | int) -> str:
     """One stable ``name=value`` line, e.g. ``epoch=3 train_loss=1.2340 val_acc=0.6120``.
 
-    Integers (epoch, step) print as integers, floats with 4 decimals. Non-finite
+    Integers (epoch, step, counts) print as integers, floats with 4 decimals (p-values with
+    6 significant digits, e.g. ``mcnemar_p_value=3e-07``, which the regex reads). Non-finite
     values print as ``nan``/``inf`` which the regexes deliberately do not match,
     so a diverged run never reports a bogus objective.
     """
@@ -60,7 +76,9 @@ def format_metrics(**values: float | int) -> str:
         if isinstance(value, int):
             parts.append(f"{name}={value}")
         elif math.isfinite(value):
-            parts.append(f"{name}={value:.4f}")
+            parts.append(
+                f"{name}={value:.6g}" if name in _SIGNIFICANT_DIGITS else f"{name}={value:.4f}"
+            )
         else:
             parts.append(f"{name}={value}")
     return " ".join(parts)

@@ -4,5 +4,7 @@ Modules: ``config`` (CLI + SageMaker env contract), ``data`` (both channel layou
 validation split, in-memory batches), ``preprocess`` (the metadata preprocess dict and the
 transforms built from it), ``model`` (ResNet-34 with a frozen trunk and an MLP head),
 ``loop`` (train/evaluate), ``instrumentation`` (metric lines, TensorBoard, smdebug, plots),
-``artifact`` (the model dir, written atomically) and ``cli`` (``main``).
+``artifact`` (the model dir, written atomically), ``champion`` (the model in service, scored
+on the same test images), ``mcnemar`` (the exact test of that comparison) and ``cli``
+(``main``).
 """

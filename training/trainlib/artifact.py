@@ -22,6 +22,8 @@ from trainlib.model import ARCHITECTURE
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.pt"
+#: The final job's test statistics (candidate, champion, comparison), beside metadata.json.
+EVALUATION_FILE = "evaluation.json"
 
 
 def build_metadata(
@@ -87,17 +89,26 @@ def publish(staging: Path, model_dir: Path) -> None:
         shutil.move(str(entry), str(target))
 
 
+def write_json(path: Path, content: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content, indent=2) + "\n")
+
+
 def write_artifact(
     model_dir: Path,
     model: nn.Module,
     classes: list[str],
     metadata: dict[str, Any],
     inference_code: Path | None,
+    evaluation: dict[str, Any] | None = None,
 ) -> None:
+    """The artifact; ``evaluation`` (the final job's) is staged with it as evaluation.json."""
     with staging_dir(model_dir) as staging:
         export_torchscript(model, metadata["image_size"], staging / WEIGHTS_FILE)
         (staging / "classes.json").write_text(json.dumps(classes) + "\n")
         (staging / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+        if evaluation is not None:
+            write_json(staging / EVALUATION_FILE, evaluation)
         if inference_code is not None:
             shutil.copytree(
                 inference_code,

@@ -28,12 +28,20 @@ def _unwrap(net):
 
 
 def run(config: TrainConfig, *, instrumented: bool) -> dict[str, float]:
-    """Load data, train, evaluate, write the artifact (unless a trial's config says not to).
-    Returns the final metrics."""
+    """Load data (and score the champion), train, evaluate, compare, write the artifact
+    (unless a trial's config says not to). Returns the final metrics."""
     import torch
 
+    from metric_definitions import format_metrics
     from trainlib import checkpoint as checkpoints
-    from trainlib.artifact import build_metadata, write_artifact
+    from trainlib.artifact import EVALUATION_FILE, build_metadata, write_artifact, write_json
+    from trainlib.champion import (
+        ChampionResult,
+        Comparison,
+        comparison_metrics,
+        evaluate_champion,
+        evaluation_record,
+    )
     from trainlib.data import load_channel, split_train_val
     from trainlib.instrumentation import (
         MetricLines,
@@ -46,6 +54,7 @@ def run(config: TrainConfig, *, instrumented: bool) -> dict[str, float]:
         Runtime,
         TrainState,
         evaluate,
+        evaluate_images,
         prepare_model,
         train_one_epoch,
         warmup_cosine,
@@ -61,6 +70,19 @@ def run(config: TrainConfig, *, instrumented: bool) -> dict[str, float]:
     full = load_channel(config.train, "train", config.image_size)
     test = load_channel(config.test, "test", config.image_size, classes=full.classes)
     train, val = split_train_val(full, config.val_fraction, config.seed)
+    runtime = Runtime.detect(config.amp)
+    eval_batch = max(config.batch_size, 256)
+    # The champion is scored now, before anything is trained: a broken one costs no training
+    # run, and its model need not stay in memory through training.
+    champion: ChampionResult | None = None
+    if config.champion is not None:  # a final-job option: always None in a trial
+        champion = evaluate_champion(config.champion, test, runtime, eval_batch)
+        print(
+            f"champion {champion.model_version or '(no model_version)'} from {champion.source}: "
+            f"{champion.evaluation.accuracy:.4f} of {len(test)} test images right at "
+            f"{champion.image_size}px; compared with the new model after training",
+            flush=True,
+        )
     model = build_model(
         len(full.classes),
         pretrained=config.pretrained,
@@ -74,7 +96,6 @@ def run(config: TrainConfig, *, instrumented: bool) -> dict[str, float]:
         flush=True,
     )
 
-    runtime = Runtime.detect(config.amp)
     spec = preprocess_spec(config.image_size, source_size=full.source_size)
     transform = build_eval_transform(spec)
     net = prepare_model(model, runtime, config.num_gpus)
@@ -147,7 +168,7 @@ def run(config: TrainConfig, *, instrumented: bool) -> dict[str, float]:
         )
     metrics = Sinks(sinks)
 
-    eval_batch = max(config.batch_size, 256)
+    comparison: Comparison | None = None
     started = time.perf_counter()
     try:
         for epoch in range(start_epoch, config.epochs + 1):
@@ -179,9 +200,13 @@ def run(config: TrainConfig, *, instrumented: bool) -> dict[str, float]:
                         "history": history.snapshot(),
                     },
                 )
-        test_loss, test_acc = evaluate(net, test, transform, runtime, eval_batch)
+        tested = evaluate_images(net, test, transform, runtime, eval_batch)
+        test_loss, test_acc = tested.loss, tested.accuracy
         final = {"test_loss": test_loss, "test_acc": test_acc}
         metrics.final(final)
+        if champion is not None:  # the line after the test metrics, read by the same regexes
+            comparison = Comparison.of(tested.correct, champion.evaluation.correct)
+            print(format_metrics(**comparison_metrics(champion, comparison)), flush=True)
     finally:
         metrics.close()
     elapsed = time.perf_counter() - started
@@ -191,6 +216,11 @@ def run(config: TrainConfig, *, instrumented: bool) -> dict[str, float]:
         flush=True,
     )
 
+    # The final job's statistics: in the model dir (it ships with the model) and in the
+    # output data dir (readable without downloading the 83 MB model.tar.gz).
+    evaluation = evaluation_record(tested, champion, comparison) if instrumented else None
+    if evaluation is not None:
+        write_json(config.output_data_dir / EVALUATION_FILE, evaluation)
     if config.save_model:
         metadata = build_metadata(
             num_classes=len(full.classes),
@@ -200,10 +230,15 @@ def run(config: TrainConfig, *, instrumented: bool) -> dict[str, float]:
             metrics={"test_acc": test_acc, "test_loss": test_loss, "val_acc": val_acc},
             job_name=config.job_name,
         )
-        write_artifact(config.model_dir, net, full.classes, metadata, config.inference_code)
+        write_artifact(
+            config.model_dir, net, full.classes, metadata, config.inference_code, evaluation
+        )
     else:  # a trial: nothing reads its weights (the final job retrains), so none are kept
         print("model not saved (a tuning trial; --save_model true keeps it)", flush=True)
-    return {**final, "val_acc": val_acc, "val_loss": val_loss}
+    compared = {}
+    if champion is not None and comparison is not None:
+        compared = comparison_metrics(champion, comparison)
+    return {**final, "val_acc": val_acc, "val_loss": val_loss, **compared}
 
 
 def main(argv: Sequence[str] | None, *, prog: str, description: str, instrumented: bool) -> int:

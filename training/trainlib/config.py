@@ -232,6 +232,18 @@ class TrainConfig:
             "optional: files copied to <model dir>/code/", env="SM_CHANNEL_INFERENCE_CODE"
         ),
     )
+    # Trials never compare: only the final job's result goes through the quality gate.
+    champion: Path | None = field(
+        default=None,
+        metadata=_path(
+            "optional: the model in service, evaluated on the same test images as the new "
+            "model (exact McNemar test, evaluation.json): a folder holding its model.tar.gz, "
+            "the tarball itself, or an unpacked artifact (model.pt, metadata.json, "
+            "classes.json); absent on a first run",
+            env="SM_CHANNEL_CHAMPION",
+            job="final",
+        ),
+    )
     tensorboard_dir: Path = field(
         metadata=_path(
             "TensorBoard event files (default: /opt/ml/output/tensorboard in "

@@ -151,7 +151,42 @@ def train_one_epoch(
     return total_loss / max(1, seen), correct / max(1, seen)
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """One model on one image set: mean cross-entropy and, per image, whether its top-1
+    prediction was the label (bool ``[N]`` on the CPU, in the set's order)."""
+
+    loss: float
+    correct: torch.Tensor
+
+    @property
+    def accuracy(self) -> float:
+        return int(self.correct.sum()) / len(self.correct)
+
+
 @torch.inference_mode()
+def evaluate_images(
+    model: nn.Module,
+    data: ImageSet,
+    transform: Callable[[torch.Tensor], torch.Tensor],
+    runtime: Runtime,
+    batch_size: int,
+) -> Evaluation:
+    """Per-image results (no smoothing in the loss), with the serving preprocessing
+    ``transform``; the champion comparison pairs two of these on the same images."""
+    model.eval()
+    total_loss = 0.0
+    correct: list[torch.Tensor] = []
+    for images, labels in iterate_batches(data, batch_size, shuffle=False):
+        inputs = transform(runtime.to_input(images))
+        labels = labels.to(runtime.device)
+        with runtime.autocast():
+            logits = model(inputs).float()
+        total_loss += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
+        correct.append((logits.argmax(1) == labels).cpu())
+    return Evaluation(total_loss / len(data), torch.cat(correct))
+
+
 def evaluate(
     model: nn.Module,
     data: ImageSet,
@@ -160,13 +195,5 @@ def evaluate(
     batch_size: int,
 ) -> tuple[float, float]:
     """Mean cross-entropy (no smoothing) and accuracy, with the serving preprocessing."""
-    model.eval()
-    total_loss, correct = 0.0, 0
-    for images, labels in iterate_batches(data, batch_size, shuffle=False):
-        inputs = transform(runtime.to_input(images))
-        labels = labels.to(runtime.device)
-        with runtime.autocast():
-            logits = model(inputs).float()
-        total_loss += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
-        correct += (logits.argmax(1) == labels).sum().item()
-    return total_loss / len(data), correct / len(data)
+    result = evaluate_images(model, data, transform, runtime, batch_size)
+    return result.loss, result.accuracy

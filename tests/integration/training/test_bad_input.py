@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import tarfile
+from pathlib import Path
 
-from trainlib.synthetic import write_dataset
+import pytest
+from torch import nn
+
+from trainlib.artifact import build_metadata, write_artifact
+from trainlib.preprocess import preprocess_spec
+from trainlib.synthetic import class_names, write_dataset
 
 FAST = [
     "--pretrained",
@@ -98,3 +104,56 @@ def test_pretrained_weights_unreachable(job):
         "NO_PROXY": "",
     }
     assert_clean_failure(job, job.run("train_model.py", *args, **offline), "IMAGENET1K_V1")
+
+
+def champion_channel(job, classes: list[str], *, drop: str | None = None) -> Path:
+    """The champion channel as SageMaker fills it: <channel>/model.tar.gz, here of a tiny
+    traced model (the loader never looks inside; ResNet-34's 85 MB would only cost time)."""
+    model_dir = job.root / "champion-model"
+    model = nn.Sequential(nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(12, len(classes)))
+    metadata = build_metadata(
+        num_classes=len(classes),
+        image_size=32,
+        preprocess=preprocess_spec(32, source_size=(8, 8)),
+        hyperparameters={},
+        metrics={"test_acc": 0.5, "test_loss": 1.0, "val_acc": 0.5},
+        job_name="cifar100-r20261101000000abcd-final",
+    )
+    write_artifact(model_dir, model.eval(), classes, metadata, None)
+    channel = job.root / "champion"
+    channel.mkdir()
+    with tarfile.open(channel / "model.tar.gz", "w:gz") as tar:
+        for entry in sorted(model_dir.iterdir()):
+            if entry.name != drop:
+                tar.add(entry, arcname=entry.name)
+    return channel
+
+
+@pytest.mark.parametrize(
+    ("broken", "needle"),
+    [
+        ("not-a-tarball", "is not a readable model.tar.gz"),
+        ("no-model-pt", "has no model.pt"),
+        ("other-classes", "was trained on other classes than this job"),
+    ],
+)
+def test_an_unusable_champion_fails_the_job_before_training(job, broken, needle):
+    write_dataset(
+        job.root / "data", "imagefolder", num_classes=2, train_per_class=3, test_per_class=1, size=8
+    )
+    if broken == "not-a-tarball":
+        channel = job.root / "champion"
+        channel.mkdir()
+        (channel / "model.tar.gz").write_text("<Error><Code>NoSuchKey</Code></Error>")
+    else:
+        classes = ["apple", "bee"] if broken == "other-classes" else class_names(2)
+        channel = champion_channel(
+            job, classes, drop="model.pt" if broken == "no-model-pt" else None
+        )
+    result = job.run("train_model.py", *FAST, SM_CHANNEL_CHAMPION=str(channel))
+    assert_clean_failure(job, result, needle)
+    assert "champion" in result.stderr
+    # Before training: no epoch ran, no metrics were written.
+    assert "epoch=" not in result.stdout
+    assert not (job.output_dir / "metrics.json").exists()
+    assert not (job.output_dir / "evaluation.json").exists()

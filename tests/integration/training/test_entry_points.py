@@ -75,6 +75,7 @@ def test_train_model_learns_and_writes_the_full_artifact(job):
     assert sorted(p.name for p in model_dir.iterdir()) == [
         "classes.json",
         "code",
+        "evaluation.json",
         "metadata.json",
         "model.pt",
     ]
@@ -100,6 +101,15 @@ def test_train_model_learns_and_writes_the_full_artifact(job):
     images, labels = make_images(4, 5, seed=99)
     predictions = predict_with_artifact(model_dir, images)
     assert (predictions == torch.as_tensor(labels)).float().mean() >= 0.8
+
+    # evaluation.json, with no champion to compare with (a first run): in both places.
+    evaluation = json.loads((model_dir / "evaluation.json").read_text())
+    assert evaluation == json.loads((job.output_dir / "evaluation.json").read_text())
+    assert evaluation["test_images"] == 32
+    assert abs(evaluation["candidate"]["test_acc"] - finals[0]["test_acc"]) < 1e-4
+    assert evaluation["champion"] is None
+    assert evaluation["comparison"] is None
+    assert not [line for line in result.stdout.splitlines() if "champion" in line]
 
     # Instrumentation: metrics.json, curves, TensorBoard events.
     record = json.loads((job.output_dir / "metrics.json").read_text())

@@ -19,6 +19,7 @@ def sm_env(monkeypatch: pytest.MonkeyPatch, tmp_path):
         monkeypatch.setenv(name, value)
     for name in (
         "SM_CHANNEL_INFERENCE_CODE",
+        "SM_CHANNEL_CHAMPION",
         "TRAINING_JOB_NAME",
         "SM_TRAINING_ENV",
         "SM_NUM_GPUS",

@@ -136,6 +136,7 @@ FLAGS = {
     "--model-dir": "model",
     "--output-data-dir": "output",
     "--inference-code": None,
+    "--champion": None,
     "--tensorboard-dir": None,
     "--checkpoint-dir": None,
 }
@@ -156,7 +157,7 @@ def test_every_flag_keeps_its_name_and_default(monkeypatch):
     monkeypatch.setattr(config_module, "SAGEMAKER_CHECKPOINT_DIR", Path("/nonexistent/ckpt"))
     assert flag_defaults(build_parser("train_model.py", "x")) == FLAGS
     trial = flag_defaults(build_parser("hpo.py", "x", checkpointing=False))
-    expected = {k: v for k, v in FLAGS.items() if k != "--checkpoint-dir"}
+    expected = {k: v for k, v in FLAGS.items() if k not in ("--checkpoint-dir", "--champion")}
     assert trial == {**expected, "--save_model": False}
 
 
@@ -256,3 +257,17 @@ def test_the_final_job_always_saves_its_model(sm_env):
         parse(["--save_model", "false"])
     assert "--save_model" not in build_parser("train_model.py", "x").format_help()
     assert "--save_model" in build_parser("hpo.py", "x", checkpointing=False).format_help()
+
+
+def test_the_champion_channel_is_optional_and_the_final_jobs_alone(sm_env, monkeypatch, tmp_path):
+    assert parse([]).champion is None  # a first run: no model in service
+    monkeypatch.setenv("SM_CHANNEL_CHAMPION", str(tmp_path / "champion"))
+    assert parse([]).champion == tmp_path / "champion"
+    assert parse(["--champion", "model.tar.gz"]).champion == Path("model.tar.gz")
+    assert parse(["--champion", ""]).champion is None
+    assert "SM_CHANNEL_CHAMPION" in build_parser("train_model.py", "x").format_help()
+    # Trials never compare: no flag, and the variable is not read.
+    assert trial([]).champion is None
+    assert "--champion" not in build_parser("hpo.py", "x", checkpointing=False).format_help()
+    with pytest.raises(InputError, match="--champion"):
+        trial(["--champion", str(tmp_path)])

@@ -46,3 +46,30 @@ def test_progress_bar_only_in_a_terminal(monkeypatch: pytest.MonkeyPatch, tty: b
         assert "/3 [" in drawn  # a bar with its counter, cleared at the end (leave=False)
     else:
         assert drawn == ""  # SageMaker's logs get the metric lines only
+
+
+def test_evaluate_is_the_mean_of_the_per_image_results() -> None:
+    import torch
+    from torch import nn
+
+    from trainlib.data import ImageSet
+    from trainlib.loop import Runtime, evaluate, evaluate_images
+
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (10, 3, 4, 4), dtype=torch.uint8)
+    data = ImageSet(images, torch.arange(10) % 3, ["a", "b", "c"])
+    model = nn.Sequential(nn.Flatten(), nn.Linear(48, 3))
+    runtime = Runtime(torch.device("cpu"), None, False)
+
+    def transform(x: torch.Tensor) -> torch.Tensor:
+        return x.float() / 255
+
+    result = evaluate_images(model, data, transform, runtime, batch_size=4)  # 4 + 4 + 2
+    with torch.no_grad():
+        logits = model(transform(images))
+    assert result.correct.dtype == torch.bool
+    assert torch.equal(result.correct, logits.argmax(1) == data.labels)
+    assert result.accuracy == int(result.correct.sum()) / 10
+    expected_loss = nn.functional.cross_entropy(logits, data.labels).item()
+    assert result.loss == pytest.approx(expected_loss, rel=1e-5)
+    assert evaluate(model, data, transform, runtime, 4) == (result.loss, result.accuracy)

@@ -3,9 +3,10 @@
 Requests arrive already validated and parsed by botocore (see :mod:`local.sagemaker.wire`);
 :class:`LocalSageMaker` owns the shared state and dispatches each operation through
 :attr:`LocalSageMaker.operations` to the module that serves it: training jobs
-(:mod:`~local.sagemaker.training`), the tuner (:mod:`~local.sagemaker.tuning`), models and
-endpoint configs (:mod:`~local.sagemaker.models`), endpoints
-(:mod:`~local.sagemaker.endpoints`, hosted by :mod:`~local.sagemaker.hosting`) and tags.
+(:mod:`~local.sagemaker.training`), the tuner (:mod:`~local.sagemaker.tuning`), the model
+registry (:mod:`~local.sagemaker.registry`), models and endpoint configs
+(:mod:`~local.sagemaker.models`), endpoints (:mod:`~local.sagemaker.endpoints`, hosted by
+:mod:`~local.sagemaker.hosting`) and tags.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from local.sagemaker.endpoints import Endpoints
 from local.sagemaker.errors import validation
 from local.sagemaker.hosting import Hosting
 from local.sagemaker.models import Models
+from local.sagemaker.registry import ModelRegistry
 from local.sagemaker.tags import Tags
 from local.sagemaker.training import TrainingJobs
 from local.sagemaker.tuning import TuningJobs
@@ -36,7 +38,8 @@ class LocalSageMaker:
         self.hosting = Hosting(root / "hosting", s3)
         self.training = TrainingJobs(self.context)
         self.tuning = TuningJobs(self.context, self.training)
-        self.models = Models(self.context)
+        self.registry = ModelRegistry(self.context)
+        self.models = Models(self.context, self.registry)
         self.endpoints = Endpoints(self.context, self.models, self.hosting)
         self.tags = Tags(self.table)
         # Every operation this service answers; anything else is refused (see handle).
@@ -49,6 +52,12 @@ class LocalSageMaker:
             "DescribeHyperParameterTuningJob": self.tuning.describe,
             "ListTrainingJobsForHyperParameterTuningJob": self.tuning.list_training_jobs,
             "StopHyperParameterTuningJob": self.tuning.stop,
+            "CreateModelPackageGroup": self.registry.create_group,
+            "DescribeModelPackageGroup": self.registry.describe_group,
+            "CreateModelPackage": self.registry.create_package,
+            "DescribeModelPackage": self.registry.describe_package,
+            "ListModelPackages": self.registry.list_packages,
+            "UpdateModelPackage": self.registry.update_package,
             "CreateModel": self.models.create_model,
             "DescribeModel": self.models.describe_model,
             "CreateEndpointConfig": self.models.create_config,

@@ -16,6 +16,7 @@ from typing import Any
 
 from local.s3 import LocalS3
 from local.sagemaker.errors import ServiceError
+from local.sagemaker.models import serving_container
 
 log = logging.getLogger("local.endpoint")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -60,7 +61,7 @@ class Hosting:
         with self._lock:
             if name in self._models:
                 return self._models[name]
-        container = model.get("PrimaryContainer") or model["Containers"][0]
+        container = serving_container(model)
         model_dir = self.root / name
         if not (model_dir / "metadata.json").exists():
             self.s3.extract(container["ModelDataUrl"], model_dir)

@@ -1,4 +1,10 @@
-"""Models and endpoint configurations: plain records, kept so endpoints can deploy them."""
+"""Models and endpoint configurations: plain records, kept so endpoints can deploy them.
+
+A model's containers are resolved once, at CreateModel: a container that names a
+``ModelPackageName`` serves that (Approved) package's image, artifact and environment, as if
+CreateModel had been given them. :func:`serving_container` is the one place hosting reads
+what a model serves.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import time
 
 from local.sagemaker.context import Document, ServiceContext, arn, public
 from local.sagemaker.errors import ServiceError, validation
+from local.sagemaker.registry import ModelRegistry
 
 
 def _missing_model(name: str) -> ServiceError:
@@ -16,9 +23,19 @@ def _missing_config(name: str) -> ServiceError:
     return validation(f'Could not find endpoint configuration "{arn("endpoint-config", name)}".')
 
 
+def serving_container(model: Document) -> Document:
+    """The container a model serves (``Image``, ``ModelDataUrl``, ``Environment``): the
+    first one CreateModel resolved, or, for a model stored before resolution existed, its
+    ``PrimaryContainer`` (else the first of its ``Containers``)."""
+    resolved = model.get("_Containers")
+    if resolved:
+        return dict(resolved[0])
+    return dict(model.get("PrimaryContainer") or model["Containers"][0])
+
+
 class Models:
-    def __init__(self, context: ServiceContext) -> None:
-        self.context = context
+    def __init__(self, context: ServiceContext, registry: ModelRegistry) -> None:
+        self.context, self.registry = context, registry
 
     def create_model(self, params: Document) -> Document:
         context = self.context
@@ -26,10 +43,50 @@ class Models:
         with context.lock:
             if context.table.get("model", name) is not None:
                 raise validation(f'Cannot create already existing model "{arn("model", name)}".')
+            containers = (
+                [params["PrimaryContainer"]]
+                if "PrimaryContainer" in params
+                else params.get("Containers", [])
+            )
+            resolved = [self._resolve(container) for container in containers]
             model = {k: v for k, v in params.items() if k != "Tags"}
             model.update(ModelArn=arn("model", name), CreationTime=time.time())
+            model["_Containers"] = resolved
             context.save("model", name, model)
         return {"ModelArn": model["ModelArn"]}
+
+    def _resolve(self, container: Document) -> Document:
+        """What a CreateModel container serves. With ``ModelPackageName``: the package's
+        inference container, its environment overlaid by the container's own."""
+        reference = container.get("ModelPackageName")
+        if reference is None:
+            return dict(container)
+        given = [key for key in ("Image", "ModelDataUrl") if key in container]
+        if given:
+            raise validation(
+                f"A container with ModelPackageName {reference} cannot also set "
+                f"{' or '.join(given)}: the model package supplies them."
+            )
+        package = self.registry.package(reference)
+        status = package.get("ModelApprovalStatus")
+        if status != "Approved":  # every package here is versioned
+            raise validation(
+                f"Model package {package['ModelPackageArn']} has ModelApprovalStatus {status}: "
+                "a versioned model package must be Approved to deploy it."
+            )
+        definitions = (package.get("InferenceSpecification") or {}).get("Containers") or []
+        if len(definitions) != 1:
+            raise validation(
+                f"Model package {package['ModelPackageArn']} has {len(definitions)} inference "
+                "containers; the local SageMaker serves packages with exactly one."
+            )
+        served = dict(definitions[0])
+        served["Environment"] = {
+            **definitions[0].get("Environment", {}),
+            **container.get("Environment", {}),
+        }
+        served["ModelPackageName"] = package["ModelPackageArn"]
+        return served
 
     def describe_model(self, params: Document) -> Document:
         name = params["ModelName"]

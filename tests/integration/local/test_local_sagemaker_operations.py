@@ -30,6 +30,12 @@ SERVED = {
     "UpdateEndpoint",
     "DescribeEndpoint",
     "ListTags",
+    "CreateModelPackageGroup",
+    "DescribeModelPackageGroup",
+    "CreateModelPackage",
+    "DescribeModelPackage",
+    "ListModelPackages",
+    "UpdateModelPackage",
 }
 
 

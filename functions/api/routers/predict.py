@@ -46,7 +46,13 @@ async def predict(body: PredictRequest, request: Request, deps: DepsDep) -> Resp
         raise ApiError(
             502, "bad_model_response", "the model answered in an unexpected shape"
         ) from exc
-    count_prediction((time.perf_counter() - started) * 1000, endpoint_ms)
+    predictions = response.predictions
+    count_prediction(
+        (time.perf_counter() - started) * 1000,
+        endpoint_ms,
+        # The model answers its labels by descending probability: the first is the top-1.
+        predictions[0].probability if predictions else None,
+    )
     # Already validated above: answering with its JSON skips FastAPI's second validation and
     # encoding pass (response_model still documents the body in OpenAPI).
     return Response(response.model_dump_json(), media_type="application/json")

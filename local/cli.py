@@ -25,6 +25,9 @@ COMMANDS = {
     "watch": "follow a run, with progress, until it ends",
     "runs": "list every run, newest first",
     "show": "a run's outcome, metrics and curve files",
+    "models": "list the registered model versions and the one serving",
+    "promote": "put an approved version (back) in service",
+    "approve": "approve a version waiting for approval: deploys it",
 }
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_TOP_K = 5  # what the server's banner promises, and the API's default
@@ -70,6 +73,16 @@ def _positive_int(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability from 0 to 1, got {text!r}")
     return value
 
 
@@ -126,6 +139,30 @@ def build_parser(prog: str = "cifar100") -> argparse.ArgumentParser:
         action="store_true",
         help="fault injection: deliver no SageMaker event, so runs progress by the reconciler alone",
     )
+    confidence = serve.add_argument_group(
+        "retraining when the model's confidence drops (the cloud's ConfidenceAlarm* parameters)"
+    )
+    confidence.add_argument(
+        "--confidence-threshold",
+        type=_fraction,
+        metavar="P",
+        help="start a drift run when the mean top-1 probability of /predict answers stays "
+        "below P (0-1); off by default",
+    )
+    confidence.add_argument(
+        "--confidence-period-seconds",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="the alarm's period: the mean is taken over each (default: 60)",
+    )
+    confidence.add_argument(
+        "--confidence-evaluation-periods",
+        type=_positive_int,
+        default=3,
+        metavar="N",
+        help="consecutive periods below the threshold that start a run (default: 3)",
+    )
     serve.add_argument(
         "--verbose",
         action="store_true",
@@ -158,6 +195,10 @@ def build_parser(prog: str = "cifar100") -> argparse.ArgumentParser:
             )
         if name in ("watch", "show"):
             sub.add_argument("run_id", help="as `runs` lists it or `tune` printed it")
+        if name in ("promote", "approve"):
+            sub.add_argument("version", type=_positive_int, help="as `models` lists it")
+        if name == "promote":
+            sub.add_argument("--watch", action="store_true", help="follow the deployment run")
         if name == "tune":
             sub.add_argument(
                 "--max-jobs", type=_positive_int, metavar="N", help="tuning trials in all"
@@ -213,6 +254,9 @@ def main(argv: list[str] | None = None, prog: str = "cifar100") -> int:
             args.schedule_minutes,
             reconcile_seconds=args.reconcile_seconds,
             drop_sagemaker_events=args.drop_sagemaker_events,
+            confidence_threshold=args.confidence_threshold,
+            confidence_period_s=args.confidence_period_seconds,
+            confidence_evaluation_periods=args.confidence_evaluation_periods,
             verbose=args.verbose,
         )
 
@@ -311,6 +355,16 @@ def json_answer(args: argparse.Namespace, api: ApiClient, watching: list[str]) -
         return api.watch(args.run_id, out=lambda _: None)
     if args.command == "runs":
         return list(api.runs())
+    if args.command == "models":
+        return list(api.models())
+    if args.command == "approve":
+        return api.approve(args.version)
+    if args.command == "promote":
+        accepted = api.promote(args.version)
+        if not args.watch:
+            return accepted
+        watching.append(accepted["run_id"])
+        return api.watch(accepted["run_id"], out=lambda _: None)
     run = api.run(args.run_id)
     return {**run, "curves": (api.curves(args.run_id) or {}).get("curves", [])}
 
@@ -322,6 +376,16 @@ def run_line(run: dict[str, Any]) -> str:
     line = f"{run['run_id']}  {run['status']:<11} {run['created_at']}  test_acc="
     line += "-" if acc is None else f"{acc:.4f}"
     reason = outcome_reason(run) if run["status"] != "DEPLOYED" else None
+    return f"{line}  {reason}" if reason else line
+
+
+def model_line(model: dict[str, Any]) -> str:
+    """``*  3  Approved   test_acc=0.7412  r2026...  <why>``: the serving one starred."""
+    acc = model["metrics"].get("test_acc")
+    line = f"{'*' if model['serving'] else ' '} {model['version']:>3}  "
+    line += f"{model['approval_status']:<21} test_acc={'-' if acc is None else f'{acc:.4f}'}"
+    line += f"  {model.get('run_id') or '-'}"
+    reason = model.get("approval_description")
     return f"{line}  {reason}" if reason else line
 
 
@@ -358,6 +422,22 @@ def run_command(
             listed += 1
         if not listed:
             print(f"no runs yet; start one with {prog} tune", file=sys.stderr)
+    elif args.command == "models":
+        listed = 0
+        for model in api.models():
+            print(model_line(model))
+            listed += 1
+        if not listed:
+            print(f"no model registered yet; a run registers one ({prog} tune)", file=sys.stderr)
+    elif args.command == "promote":
+        accepted = api.promote(args.version)
+        say(f"run {accepted['run_id']} deploys version {args.version} ({accepted['status']})")
+        if args.watch:
+            watching.append(accepted["run_id"])
+            print(summary(api.watch(accepted["run_id"], out=say)))
+    elif args.command == "approve":
+        approved = api.approve(args.version)
+        print(f"version {approved['version']} {approved['approval_status']}: its deployment starts")
     elif args.command == "show":
         run = api.run(args.run_id)
         shown = {k: run[k] for k in ("status", "best_hyperparameters", "metrics", "error")}

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-TERMINAL = {"DEPLOYED", "REJECTED", "FAILED", "ROLLED_BACK"}
+TERMINAL = {"DEPLOYED", "REJECTED", "AWAITING_APPROVAL", "FAILED", "ROLLED_BACK"}
 
 
 class ApiError(Exception):
@@ -94,6 +94,22 @@ class ApiClient:
             if not page.get("next_cursor"):
                 return
             params["cursor"] = page["next_cursor"]
+
+    def models(self, page_size: int = 50) -> Iterator[Any]:
+        """Every registered version, newest first (following ``next_cursor``)."""
+        params: dict[str, Any] = {"limit": page_size}
+        while True:
+            page = self._json(self.http.get("/models", params=params))
+            yield from page["models"]
+            if not page.get("next_cursor"):
+                return
+            params["cursor"] = page["next_cursor"]
+
+    def promote(self, version: int) -> Any:
+        return self._json(self.http.post(f"/models/{version}/deploy"))
+
+    def approve(self, version: int) -> Any:
+        return self._json(self.http.post(f"/models/{version}/approve"))
 
     def watch(self, run_id: str, interval: float = 2.0, out: Callable[[str], Any] = print) -> Any:
         """Print each status change and each new progress line until the run ends; return

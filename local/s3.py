@@ -22,11 +22,17 @@ class LocalS3:
             raise ValueError(f"bad s3 URI: {uri!r}")
         return self.root / bucket_and_key
 
-    def put_object(self, uri: str, body: bytes) -> Path:
+    def write(self, uri: str, body: bytes) -> Path:
         target = self.path(uri)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(body)
         return target
+
+    def put_object(self, Bucket: str, Key: str, Body: bytes, **_: object) -> dict:
+        """S3's PutObject in botocore's call shape, for the code that writes through an S3
+        client (the registry's statistics file); other parameters (ContentType) are ignored."""
+        self.write(f"s3://{Bucket}/{Key}", Body)
+        return {}
 
     def list_objects_v2(self, Bucket: str, Prefix: str = "", MaxKeys: int = 1000) -> dict:
         """S3's ListObjectsV2 (keys under ``Prefix``, sorted, at most ``MaxKeys``) in the shape

@@ -144,10 +144,11 @@ def serve(
     threads: int,
     schedule_minutes: float | None = None,
     *,
-    reconcile_seconds: float | None = None,
-    drop_sagemaker_events: bool = False,
     verbose: bool = False,
+    **stack_options: Any,
 ) -> int:
+    """``stack_options``: the other fields of :class:`local.stack.LocalStack` (reconciler,
+    fault injection, the confidence alarm)."""
     interrupts = _Interrupts()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, interrupts)
@@ -160,9 +161,8 @@ def serve(
             sample_data,
             threads,
             schedule_minutes,
-            reconcile_seconds=reconcile_seconds,
-            drop_sagemaker_events=drop_sagemaker_events,
             verbose=verbose,
+            **stack_options,
         )
     except KeyboardInterrupt:
         return 0  # stopped while starting, or a second signal while stopping: nothing to add
@@ -179,9 +179,8 @@ def _serve(
     threads: int,
     schedule_minutes: float | None,
     *,
-    reconcile_seconds: float | None,
-    drop_sagemaker_events: bool,
     verbose: bool,
+    **stack_options: Any,
 ) -> int:
     configure_logging(verbose)
     try:
@@ -200,8 +199,7 @@ def _serve(
                 sample_data=sample_data,
                 threads_per_job=threads,
                 schedule_minutes=schedule_minutes,
-                reconcile_seconds=reconcile_seconds,
-                drop_sagemaker_events=drop_sagemaker_events,
+                **stack_options,
             ).start()
         except (DataUnavailable, TemplateError) as error:
             print(f"error: {error}", file=sys.stderr)

@@ -19,6 +19,7 @@ from typing import Any
 # bundler builds the bytes here too, so the code the local jobs run is packed the same way.
 from deploy.source_bundle.bundle import source_files, sourcedir_tarball
 from local import data
+from local.alarm import LocalAlarm
 from local.bus import EventBus, Rule, Schedule
 from local.rules import reconcile_interval_s, stack_rules
 from local.run_store import SqliteRunStore
@@ -80,6 +81,10 @@ class LocalStack:
     # Fault injection: the local SageMaker's state-change events are never delivered, so
     # runs progress through the reconciler alone (as when every event is lost in AWS).
     drop_sagemaker_events: bool = False
+    # The model-confidence alarm (the cloud's ConfidenceAlarm* parameters); None: off.
+    confidence_threshold: float | None = None
+    confidence_period_s: float = 60.0
+    confidence_evaluation_periods: int = 3
 
     def start(self) -> LocalStack:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -122,6 +127,8 @@ class LocalStack:
             )
         )
         self.bus.start()
+        self._create_model_package_group()
+        self.alarm = self._confidence_alarm()
         self.schedules: list[Schedule] = []
         if self.schedule_minutes:
             self._schedule(":start_scheduled_run", self.schedule_minutes * 60)
@@ -139,7 +146,43 @@ class LocalStack:
     def _dropped(self, event: dict[str, Any]) -> None:
         log.info("dropped %s (%s)", event["detail-type"], event["resources"][0])
 
+    def _create_model_package_group(self) -> None:
+        """What the template's ModelPackageGroup resource is in the cloud."""
+        from botocore.exceptions import ClientError
+
+        from retraining.aws_errors import is_already_exists
+        from retraining.deps import get_deps
+        from retraining.sagemaker.names import model_package_group_name
+
+        try:
+            get_deps().sagemaker.create_model_package_group(
+                ModelPackageGroupName=model_package_group_name(self.settings.resource_prefix),
+                ModelPackageGroupDescription="models trained by the local stack",
+            )
+        except ClientError as error:
+            if not is_already_exists(error):  # a restart: the group is there
+                raise
+
+    def _confidence_alarm(self) -> LocalAlarm | None:
+        """The template's ModelConfidenceAlarm, evaluated over the predictions this process
+        serves, its state changes delivered on the local bus."""
+        if self.confidence_threshold is None:
+            return None
+        prefix = self.settings.resource_prefix
+        return LocalAlarm(
+            f"{prefix}-model-confidence",
+            threshold=self.confidence_threshold,
+            period_s=self.confidence_period_s,
+            evaluation_periods=self.confidence_evaluation_periods,
+            emit=self.bus.put,
+            namespace=prefix,
+            dimensions={"service": "api"},
+            description="Mean top-1 probability of /predict answers is low",
+        ).start()
+
     def stop(self) -> None:
+        if self.alarm is not None:
+            self.alarm.stop()
         for schedule in self.schedules:
             schedule.stop()
         self.sagemaker.shutdown()
@@ -166,14 +209,14 @@ class LocalStack:
         as sourcedir.tar.gz and model_handler/ as the inference_code channel. Republished at
         every start under the fixed keys the local settings name (no content hash: a restart
         fails the jobs that ran the old code anyway)."""
-        self.s3.put_object(TRAINING_SOURCE, sourcedir_tarball(REPO_ROOT / "training"))
+        self.s3.write(TRAINING_SOURCE, sourcedir_tarball(REPO_ROOT / "training"))
         inference = self.s3.path(INFERENCE_SOURCE)
         if inference.exists():
             shutil.rmtree(inference)  # no stale files from an older model_handler/
         handler_root = REPO_ROOT / "model_handler"
         for path in source_files(handler_root):
             key = path.relative_to(handler_root).as_posix()
-            self.s3.put_object(f"{INFERENCE_SOURCE}/{key}", path.read_bytes())
+            self.s3.write(f"{INFERENCE_SOURCE}/{key}", path.read_bytes())
 
     def describe(self) -> dict[str, Any]:
         return {"root": str(self.root), "s3": str(self.s3.root), "runs": str(self.store.path)}

@@ -15,7 +15,7 @@ from mangum import Mangum
 
 from api.errors import install_error_handlers
 from api.middleware import RequestContextMiddleware
-from api.routers import health, jobs, predict
+from api.routers import health, jobs, models, predict
 from retraining.aws import deps_from_env
 from retraining.deps import set_default_deps
 
@@ -44,6 +44,7 @@ def create_app() -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     app.include_router(predict.router)
     app.include_router(jobs.router)
+    app.include_router(models.router)
     app.include_router(health.router)
     return app
 

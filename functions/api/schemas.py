@@ -98,3 +98,58 @@ class Health(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
 
     status: str = "ok"
+
+
+class ModelVersionOut(BaseModel):
+    """One registered version (a SageMaker model package of the stack's group)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "version": 2,
+                    "arn": "arn:aws:sagemaker:us-east-1:123456789012:model-package/cifar100-models/2",
+                    "approval_status": "Approved",
+                    "approval_description": "test_acc 0.7412 vs the champion's 0.7015 on the "
+                    "same test images: +3.97 points, p=3.1e-09 < 0.05: better",
+                    "created_at": "2026-12-02T03:05:12Z",
+                    "run_id": "r20261202020512ab12",
+                    "training_job_name": "cifar100-r20261202020512ab12-final",
+                    "metrics": {"test_acc": 0.7412, "champion_test_acc": 0.7015},
+                    "serving": True,
+                }
+            ]
+        }
+    )
+
+    version: int | None
+    arn: str | None
+    approval_status: str | None = Field(
+        description="Approved, Rejected or PendingManualApproval (the registry's spelling)"
+    )
+    approval_description: str | None = Field(None, description="Why: the gate's reason")
+    created_at: str | None = None
+    description: str | None = None
+    run_id: str | None = Field(None, description="The run that trained it")
+    training_job_name: str | None = None
+    tuning_job_name: str | None = None
+    model_data_url: str | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    hyperparameters: dict[str, str] = Field(default_factory=dict)
+    serving: bool = Field(description="This version is the model in service")
+
+
+class CurrentModel(ModelVersionOut):
+    deployed_at: str | None = None
+    deployed_by_run_id: str | None = Field(None, description="The run that deployed it")
+
+
+class ModelPage(BaseModel):
+    models: list[ModelVersionOut] = Field(description="Newest first")
+    next_cursor: str | None = Field(
+        None, description="Pass as `cursor` for the next page; null on the last page"
+    )
+
+
+class DeployAccepted(TuneAccepted):
+    version: int

@@ -1,7 +1,8 @@
 """EventBridge entry points (thin): parse nothing, decide nothing, call the domain.
 
-``start_scheduled_run`` and ``reconcile`` are schedule targets; the other three are targets
-of rules on ``source: aws.sagemaker`` events. Returned dicts end up in the Lambda logs and tests.
+``start_scheduled_run`` and ``reconcile`` are schedule targets; ``start_drift_run`` is the
+target of the rule on the model-confidence alarm's state change; the others are targets of
+rules on ``source: aws.sagemaker`` events. Returned dicts end up in the Lambda logs and tests.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from retraining.aws import deps_from_env
 from retraining.aws_errors import is_retryable
 from retraining.deps import Deps, get_deps, set_default_deps
 from retraining.overrides import TuneOverrides
-from retraining.records import RunAlreadyActive
+from retraining.records import RunAlreadyActive, Trigger
 from retraining.sagemaker import names
-from retraining.sagemaker.events import BadEvent
+from retraining.sagemaker.events import ALARM_DETAIL_TYPE, BadEvent, detail
 from retraining.sagemaker.events import tags as event_tags
 
 logger = Logger(service="orchestration")
@@ -43,19 +44,38 @@ def _correlate(event: dict[str, Any]) -> None:
     logger.set_correlation_id(run_id)
 
 
-@logger.inject_lambda_context(log_event=False, clear_state=True)
-def start_scheduled_run(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Schedule input: the TuneOverrides JSON (``{}`` for the stack's settings). An active
-    run is not an error for a schedule: the tick is skipped."""
-    overrides = TuneOverrides.model_validate((event or {}).get("overrides") or {})
+def _start(trigger: Trigger, overrides: TuneOverrides) -> dict[str, Any]:
+    """An active run is not an error for a schedule or an alarm: the start is skipped."""
     try:
-        run = workflow.start_run("schedule", overrides, get_deps())
+        run = workflow.start_run(trigger, overrides, get_deps())
     except RunAlreadyActive as busy:
-        logger.info("schedule skipped: a run is active", active_run_id=busy.active_run_id)
+        logger.info(f"{trigger} start skipped: a run is active", active_run_id=busy.active_run_id)
         return {"action": "skipped", "active_run_id": busy.active_run_id}
     logger.set_correlation_id(run.run_id)
-    logger.info("scheduled run started", tuning_job_name=run.tuning_job_name)
+    logger.info(f"{trigger} run started", status=run.status.value)
     return {"action": "started", "run_id": run.run_id}
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+def start_scheduled_run(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Schedule input: the TuneOverrides JSON (``{}`` for the stack's settings)."""
+    return _start("schedule", TuneOverrides.model_validate((event or {}).get("overrides") or {}))
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+def start_drift_run(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The model-confidence alarm went into ALARM: retrain with the stack's settings, through
+    the schedule's start path (one active run; skipped when busy)."""
+    try:
+        body = detail(event, ALARM_DETAIL_TYPE, "alarmName", "state")
+        state = body["state"].get("value") if isinstance(body["state"], dict) else None
+    except BadEvent as bad:
+        logger.warning("malformed alarm event ignored", error=str(bad))
+        return {"action": "ignored", "run_id": None, "reason": f"malformed event: {bad}"}
+    if state != "ALARM":  # the rule matches ALARM only; a test event may say otherwise
+        return {"action": "ignored", "run_id": None, "reason": f"alarm state {state}"}
+    logger.info("model confidence alarm", alarm=body["alarmName"])
+    return _start("drift", TuneOverrides())
 
 
 def _handle(
@@ -88,6 +108,11 @@ def training_job_state_change(event: dict[str, Any], context: Any) -> dict[str, 
 @logger.inject_lambda_context(log_event=False, clear_state=True)
 def endpoint_state_change(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return _handle(event, workflow.on_endpoint_state_change)
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+def model_package_state_change(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return _handle(event, workflow.on_model_package_state_change)
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

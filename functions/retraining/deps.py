@@ -44,7 +44,7 @@ class Deps:
     application_autoscaling_factory: Callable[[], Client] = field(
         default_factory=lambda: unavailable("application-autoscaling")
     )
-    # Only used to see whether the training-data prefix is empty (PREPARE_DATA).
+    # Whether the training-data prefix is empty (PREPARE_DATA); the registry's statistics file.
     s3_factory: Callable[[], Client] = field(default_factory=lambda: unavailable("s3"))
 
     @cached_property

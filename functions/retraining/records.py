@@ -16,6 +16,9 @@ class RunStatus(StrEnum):
     TRAINING = "TRAINING"
     DEPLOYING = "DEPLOYING"
     DEPLOYED = "DEPLOYED"
+    # The gate passed a registered version; the stack deploys only what a person approves
+    # (MODEL_APPROVAL=manual): approving it in the registry starts a deployment run.
+    AWAITING_APPROVAL = "AWAITING_APPROVAL"
     REJECTED = "REJECTED"
     FAILED = "FAILED"
     ROLLED_BACK = "ROLLED_BACK"
@@ -27,7 +30,10 @@ ACTIVE_STATUSES: frozenset[RunStatus] = frozenset(
 )
 TERMINAL_STATUSES: frozenset[RunStatus] = frozenset(set(RunStatus) - ACTIVE_STATUSES)
 
-Trigger = Literal["api", "schedule"]
+#: What started a run: the API, the schedule, the confidence alarm (``drift``), a promote
+#: through the API (``promote``) or a manual approval in the registry (``approval``). The
+#: last two deploy a registered version and train nothing.
+Trigger = Literal["api", "schedule", "drift", "promote", "approval"]
 
 
 def utc_now() -> str:
@@ -65,6 +71,12 @@ class RunRecord(BaseModel):
     best_training_job_name: str | None = None
     best_hyperparameters: dict[str, str] = Field(default_factory=dict)
     metrics: dict[str, float] = Field(default_factory=dict)
+    # The champion the final job was compared with (its model.tar.gz), if one served.
+    champion_model_data_url: str | None = None
+    model_package_arn: str | None = None  # the version registered for this run's model
+    model_version: int | None = None
+    # AWAITING_APPROVAL: the run that deploys this version once it is approved.
+    approval_run_id: str | None = None
     model_name: str | None = None
     model_data_url: str | None = None
     endpoint_name: str | None = None

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     # Quality gate and deployment
     gate_min_accuracy: float = Field(0.5, ge=0.0, le=1.0)
     gate_margin: float = Field(0.0, ge=0.0, le=1.0)
+    # The candidate must beat the champion on the same test images with an exact McNemar
+    # p-value below this (a "better" that is noise is refused).
+    gate_significance: float = Field(0.05, gt=0.0, le=1.0)
+    # auto: the gate's pass approves the registered version and deploys it; manual: it waits
+    # (PendingManualApproval) until a person approves it (API or console), which deploys it.
+    model_approval: Literal["auto", "manual"] = "auto"
     rollback_alarm_names: CommaList = []
 
     # Retraining runs (orchestration): search space defaults, spot, instrumentation, rollout

@@ -1,5 +1,6 @@
-"""The retraining state machine: start -> TUNING -> TRAINING -> DEPLOYING -> DEPLOYED, with
-REJECTED, FAILED and ROLLED_BACK as the other ends.
+"""The retraining state machine: start -> [PREPARING_DATA ->] TUNING -> TRAINING -> DEPLOYING
+-> DEPLOYED, with REJECTED, AWAITING_APPROVAL, FAILED and ROLLED_BACK as the other ends. A
+promotion (or an approval in the registry) is a run that starts at DEPLOYING.
 
 Each function is one EventBridge delivery (or one API call). Delivery is at least once and
 in any order, so every step: finds its run from deterministic names/tags, acts only if the
@@ -17,10 +18,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from retraining.aws_errors import error_code, error_message, is_not_found, is_retryable
+from retraining.aws_errors import (
+    RetryLater,
+    error_code,
+    error_message,
+    is_not_found,
+    is_retryable,
+)
 from retraining.deps import Deps
 from retraining.overrides import TuneOverrides
-from retraining.quality_gate import decide, final_metrics
+from retraining.quality_gate import MissingMetric, decide, final_metrics
 from retraining.records import (
     ACTIVE_STATUSES,
     DataMissing,
@@ -32,11 +39,12 @@ from retraining.records import (
     new_run_id,
     utc_now,
 )
-from retraining.sagemaker import autoscaling, names, request_bodies
+from retraining.sagemaker import autoscaling, names, registry, request_bodies
 from retraining.sagemaker.best_job import NoBestJob, best_job, first_failure
-from retraining.sagemaker.deployment import create_once, deploy
+from retraining.sagemaker.deployment import check_updatable, create_once, deploy
 from retraining.sagemaker.events import (
     ENDPOINT_DETAIL_TYPE,
+    MODEL_PACKAGE_DETAIL_TYPE,
     TRAINING_DETAIL_TYPE,
     TUNING_DETAIL_TYPE,
     detail,
@@ -294,8 +302,10 @@ def _start_final_training(deps: Deps, run: RunRecord, tuning_job: str) -> Outcom
         example = first_failure(trials)
         return _fail(deps, run.run_id, f"{error}" + (f"; e.g. {example}" if example else ""))
     overrides = TuneOverrides.model_validate(run.overrides)
+    champion = deps.store.get_champion() or {}
+    champion_url = champion.get("model_data_url")  # None: the first model, nothing to beat
     request = request_bodies.final_training_request(
-        settings, run.run_id, overrides, best.hyperparameters
+        settings, run.run_id, overrides, best.hyperparameters, champion_url
     )
     create_once(sagemaker.create_training_job, request)
     metrics = (
@@ -312,6 +322,7 @@ def _start_final_training(deps: Deps, run: RunRecord, tuning_job: str) -> Outcom
         best_training_job_name=best.training_job_name,
         best_hyperparameters=best.hyperparameters,
         metrics=metrics,
+        champion_model_data_url=champion_url,
     )
     return _outcome("training", run.run_id, training_job_name=request["TrainingJobName"])
 
@@ -336,43 +347,212 @@ def on_training_job_state_change(event: dict[str, Any], deps: Deps) -> Outcome:
 
 
 def _gate_and_deploy(deps: Deps, run: RunRecord, training_job: str) -> Outcome:
+    """Register the final model, let the gate decide its approval status, and deploy it
+    from the registry when approved (or leave it for a person, MODEL_APPROVAL=manual).
+    Every call is idempotent, so a redelivered event repeats them harmlessly."""
     settings, sagemaker, store = deps.settings, deps.sagemaker, deps.store
     description = sagemaker.describe_training_job(TrainingJobName=training_job)
     metrics = {**run.metrics, **final_metrics(description)}
-    model_data_url = description["ModelArtifacts"]["S3ModelArtifacts"]
-    decision = decide(
-        metrics, store.get_champion(), settings.gate_min_accuracy, settings.gate_margin
+    run = run.model_copy(update={"metrics": metrics})
+    statistics = registry.statistics_uri(settings, run.run_id)
+    registry.write_statistics(
+        deps.s3, statistics, registry.statistics_document(run, description, metrics)
     )
+    package_arn = registry.register(
+        sagemaker, registry.package_request(settings, run, description, metrics)
+    )
+    version = registry.version_of(package_arn)
+    registered = {
+        "metrics": metrics,
+        "model_data_url": description["ModelArtifacts"]["S3ModelArtifacts"],
+        "model_package_arn": package_arn,
+        "model_version": version,
+    }
+    try:
+        decision = decide(
+            metrics,
+            run.champion_model_data_url is not None,
+            settings.gate_min_accuracy,
+            settings.gate_margin,
+            settings.gate_significance,
+        )
+    except MissingMetric as missing:
+        registry.set_approval(sagemaker, package_arn, "Rejected", str(missing))
+        raise
     if not decision.passed:
+        registry.set_approval(sagemaker, package_arn, "Rejected", decision.reason)
         store.transition(
             run.run_id,
             RunStatus.REJECTED,
             expected={RunStatus.TRAINING},
-            reason=decision.reason,
-            metrics=metrics,
-            model_data_url=model_data_url,
+            reason=f"version {version} rejected: {decision.reason}",
+            **registered,
         )
-        return _outcome("rejected", run.run_id, reason=decision.reason)
+        return _outcome("rejected", run.run_id, reason=decision.reason, model_version=version)
+    if settings.model_approval == "manual":
+        store.transition(
+            run.run_id,
+            RunStatus.AWAITING_APPROVAL,
+            expected={RunStatus.TRAINING},
+            reason=f"{decision.reason}; version {version} awaits approval in the registry",
+            **registered,
+        )
+        return _outcome("awaiting_approval", run.run_id, model_version=version)
+    registry.set_approval(sagemaker, package_arn, "Approved", decision.reason)
     action = deploy(
         sagemaker,
         settings,
         run.run_id,
-        model_data_url,
+        package_arn,
         autoscaling_client=lambda: deps.application_autoscaling,
     )
-    prefix = settings.resource_prefix
     store.transition(
         run.run_id,
         RunStatus.DEPLOYING,
         expected={RunStatus.TRAINING},
-        reason=f"{decision.reason}; {action}",
-        metrics=metrics,
-        model_data_url=model_data_url,
-        model_name=names.model_name(prefix, run.run_id),
-        endpoint_config_name=names.endpoint_config_name(prefix, run.run_id),
-        endpoint_name=settings.endpoint_name,
+        reason=f"version {version}: {decision.reason}; {action}",
+        **registered,
+        **_deployment_names(deps, run.run_id),
     )
-    return _outcome("deploying", run.run_id, detail=action)
+    return _outcome("deploying", run.run_id, detail=action, model_version=version)
+
+
+def _deployment_names(deps: Deps, run_id: str) -> dict[str, str]:
+    prefix = deps.settings.resource_prefix
+    return {
+        "model_name": names.model_name(prefix, run_id),
+        "endpoint_config_name": names.endpoint_config_name(prefix, run_id),
+        "endpoint_name": deps.settings.endpoint_name,
+    }
+
+
+# -- promote and approve: deploy a registered version ---------------------------------------
+
+
+class VersionNotApproved(Exception):
+    """Only an Approved version may serve (the registry is the source of truth)."""
+
+
+class AlreadyServing(Exception):
+    """The version asked for is the one in service."""
+
+
+def start_promotion(version: int, deps: Deps, trigger: Trigger = "promote") -> RunRecord:
+    """Put a registered, Approved version (back) in service through the same blue/green
+    path, as a run that holds the single active slot and starts at DEPLOYING.
+
+    Refused before any record exists: VersionNotFound, VersionNotApproved, AlreadyServing,
+    RetryLater (the endpoint is busy); RunAlreadyActive when the slot is taken. If the
+    deployment cannot be started the run ends FAILED and the error propagates."""
+    package = registry.find(deps.sagemaker, deps.settings, version)
+    return _promote(deps, package, trigger)
+
+
+def _promote(
+    deps: Deps,
+    package: registry.ModelVersion,
+    trigger: Trigger,
+    on_created: Callable[[RunRecord], object] = lambda run: None,
+) -> RunRecord:
+    """``on_created``: told the run once it holds the slot, before the deployment starts."""
+    settings, store = deps.settings, deps.store
+    if package.approval_status != "Approved":
+        raise VersionNotApproved(
+            f"version {package.version} is {package.approval_status}: only an Approved "
+            "version can be deployed"
+        )
+    champion = store.get_champion() or {}
+    if champion.get("model_package_arn") == package.arn:
+        raise AlreadyServing(f"version {package.version} is already in service")
+    check_updatable(deps.sagemaker, settings)
+    run_id = new_run_id()
+    run = store.create(
+        RunRecord(
+            run_id=run_id,
+            trigger=trigger,
+            status=RunStatus.DEPLOYING,
+            tuning_job_name=package.tuning_job_name,  # the next run's warm-start parent
+            training_job_name=package.training_job_name,
+            best_hyperparameters=package.hyperparameters,
+            metrics=package.metrics,
+            model_data_url=package.model_data_url,
+            model_package_arn=package.arn,
+            model_version=package.version,
+            **_deployment_names(deps, run_id),
+        )
+    )
+    on_created(run)
+    try:
+        action = deploy(
+            deps.sagemaker,
+            settings,
+            run_id,
+            package.arn,
+            autoscaling_client=lambda: deps.application_autoscaling,
+        )
+    except Exception as error:
+        _fail(deps, run_id, f"could not deploy version {package.version}: {error_message(error)}")
+        raise
+    _consume_approval(deps, package, run_id)
+    log.info("run %s deploys version %s (%s)", run_id, package.version, trigger)
+    try:
+        return store.transition(
+            run_id,
+            RunStatus.DEPLOYING,
+            expected={RunStatus.DEPLOYING},
+            reason=f"version {package.version} ({trigger}); {action}",
+        )
+    except StaleTransition:  # the endpoint settled already (the local one is quick)
+        return store.get(run_id) or run
+
+
+def _consume_approval(deps: Deps, package: registry.ModelVersion, deployment_run_id: str) -> None:
+    """A version that awaited approval is now deployed (a promotion got there first, or this
+    is the approval's own deployment): record it on the run that registered it, so neither
+    its approval event nor the reconciler deploys it again later over a newer model."""
+    awaiting = deps.store.get(package.run_id) if package.run_id else None
+    if awaiting and awaiting.status is RunStatus.AWAITING_APPROVAL and not awaiting.approval_run_id:
+        deps.store.update(awaiting.run_id, approval_run_id=deployment_run_id)
+
+
+def on_model_package_state_change(event: dict[str, Any], deps: Deps) -> Outcome:
+    """A person approved a version that awaits approval (MODEL_APPROVAL=manual): deploy it.
+    Anything else (our own approvals and rejections, other groups) is ignored."""
+    body = detail(event, MODEL_PACKAGE_DETAIL_TYPE, "ModelPackageArn", "ModelApprovalStatus")
+    if body.get("ModelPackageGroupName") != registry.group_name(deps.settings):
+        return _outcome("ignored", reason="not this stack's model package group")
+    if body["ModelApprovalStatus"] != "Approved":
+        return _outcome("ignored", reason=f"approval status {body['ModelApprovalStatus']}")
+    if deps.settings.model_approval != "manual":
+        return _outcome("ignored", reason="MODEL_APPROVAL=auto: the gate approves what it deploys")
+    return _deploy_approved(deps, registry.describe(deps.sagemaker, body["ModelPackageArn"]))
+
+
+def _deploy_approved(deps: Deps, package: registry.ModelVersion) -> Outcome:
+    """Deploy an approved version once: the run that registered it records the deployment
+    run (a duplicate event, or the reconciler, then finds it taken)."""
+    run = deps.store.get(package.run_id) if package.run_id else None
+    if run is None or run.status is not RunStatus.AWAITING_APPROVAL or run.approval_run_id:
+        return _outcome("ignored", package.run_id, reason="no run awaits this approval")
+    created: list[RunRecord] = []
+    try:
+        deployment = _promote(deps, package, "approval", on_created=created.append)
+    except (RunAlreadyActive, RetryLater) as busy:
+        # Not lost: the reconciler looks for approved versions whenever the slot is free.
+        return _outcome("waiting", run.run_id, reason=str(busy))
+    except AlreadyServing:
+        serving = (deps.store.get_champion() or {}).get("run_id") or "promotion"
+        deps.store.update(run.run_id, approval_run_id=str(serving))
+        return _outcome("ignored", run.run_id, reason=f"version {package.version} serves")
+    except Exception as error:
+        if not created or is_retryable(error):
+            raise  # nothing was decided: the retried event (or the next tick) tries again
+        # SageMaker refused the deployment for good: its run says why (FAILED); trying again
+        # at every retry and tick would only repeat the refusal.
+        deps.store.update(run.run_id, approval_run_id=created[0].run_id)
+        return _outcome("failed", created[0].run_id, reason=error_message(error))
+    deps.store.update(run.run_id, approval_run_id=deployment.run_id)
+    return _outcome("deploying", deployment.run_id, approved_run_id=run.run_id)
 
 
 # -- endpoint state -------------------------------------------------------------------------
@@ -420,6 +600,7 @@ def _settle_deployment(deps: Deps, run: RunRecord) -> Outcome:
             )
             return _outcome("deployed", run.run_id, **extra)
         reason = f"{run.endpoint_name} rolled back to {live}" + (f": {failure}" if failure else "")
+        _reject_rolled_back(deps, run, reason)
         deps.store.transition(
             run.run_id,
             RunStatus.ROLLED_BACK,
@@ -448,7 +629,7 @@ def reconcile(deps: Deps, now: datetime | None = None) -> Outcome:
     """
     run = _active_run(deps)
     if run is None:
-        return _outcome("idle")
+        return _approved_meanwhile(deps) or _outcome("idle")
     now = now or datetime.now(UTC)
     if run.status is RunStatus.DEPLOYING:
         return _settle_later(deps, run, lambda: _settle_deployment(deps, run))
@@ -473,6 +654,22 @@ def reconcile(deps: Deps, now: datetime | None = None) -> Outcome:
     return _settle_later(
         deps, run, lambda: _on_job_finished(deps, step, run.run_id, name, status, description)
     )
+
+
+def _approved_meanwhile(deps: Deps) -> Outcome | None:
+    """MODEL_APPROVAL=manual: the deployment of a version approved while the slot was taken
+    (or whose approval event was lost), started now that the slot is free."""
+    if deps.settings.model_approval != "manual":
+        return None
+    runs, _ = deps.store.list(limit=20)
+    for run in runs:
+        if run.status is RunStatus.AWAITING_APPROVAL and run.model_package_arn:
+            if run.approval_run_id:
+                continue
+            package = registry.describe(deps.sagemaker, run.model_package_arn)
+            if package.approval_status == "Approved":
+                return _deploy_approved(deps, package)
+    return None
 
 
 def _settle_later(deps: Deps, run: RunRecord, step: Callable[[], Outcome]) -> Outcome:
@@ -513,9 +710,19 @@ def _register_autoscaling(deps: Deps) -> str | None:
     return autoscaling.register(deps.application_autoscaling, deps.settings)
 
 
+def _reject_rolled_back(deps: Deps, run: RunRecord, reason: str) -> None:
+    """A version the gate (or a person) approved but that never served is Rejected with the
+    reason; a promoted one stays Approved (it served before: the rollback may be the
+    endpoint's)."""
+    if run.model_package_arn and run.trigger != "promote":
+        registry.set_approval(deps.sagemaker, run.model_package_arn, "Rejected", reason)
+
+
 def _champion(run: RunRecord) -> dict[str, Any]:
     return {
         "run_id": run.run_id,
+        "model_package_arn": run.model_package_arn,
+        "model_version": run.model_version,
         "model_name": run.model_name,
         "endpoint_config_name": run.endpoint_config_name,
         "tuning_job_name": run.tuning_job_name,

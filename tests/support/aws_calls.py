@@ -4,7 +4,8 @@ The IAM check of ``tests/unit/template/test_iam_evaluation.py`` is built from fo
 
 * :class:`Recorder` wraps ``botocore.client.BaseClient._make_api_call``, the one method every
   boto3 client call goes through (whether moto, a Stubber or a ``before-call`` fake answers
-  it), and stores ``(principal, service, operation, params, error)``. The principal is a
+  it), and stores ``(principal, service, operation, params, error, response)``; the answer
+  names what the service named itself (a model package's version ARN). The principal is a
   context variable set by :meth:`Recorder.acting_as` around each handler invocation (worker
   threads, which do not inherit it, get the principal acting at that moment); a call made
   while no principal acts is *unattributed* and fails the test. Calls made as :data:`HARNESS`
@@ -21,8 +22,9 @@ The IAM check of ``tests/unit/template/test_iam_evaluation.py`` is built from fo
   CreateTrainingJob / CreateHyperParameterTuningJob / CreateEndpoint / UpdateEndpoint request
   bodies into what SageMaker then does with the execution role (data channels, code, outputs,
   checkpoints, TensorBoard and Debugger output, rule jobs, images, logs, metrics, rollback
-  alarms), and :func:`lambda_platform_needs` what the Lambda service does with a function's
-  role (its log stream, its dead-letter queue). A request field these derivations do not know
+  alarms; for a model created from a registered model package, the package's containers),
+  and :func:`lambda_platform_needs` what the Lambda service does with a function's role (its
+  log stream, its dead-letter queue). A request field these derivations do not know
   fails the test until someone says what it makes SageMaker touch. What a job's *script* does
   with the role (prepare_data.py uploading the data set) is recorded instead: the scenario runs
   that code as the role (:data:`SCRIPT_LOCATIONS`).
@@ -106,6 +108,7 @@ class Call:
     region: str
     scenario: str | None
     error: str | None = None  # the error code when the call was refused
+    response: Params | None = None  # the parsed answer of a call that succeeded
 
     def __str__(self) -> str:
         outcome = f" -> {self.error}" if self.error else ""
@@ -123,6 +126,15 @@ def _copied(params: Params) -> Params:
         return copy.deepcopy(params)
     except Exception:  # a streaming body that cannot be copied: the keys are what matter
         return dict(params)
+
+
+def _answer(result: Any) -> Params | None:
+    """What a mapper may read of an answer: its fields, without the streaming bodies (never
+    read here, and not to be consumed by a copy) and the response metadata."""
+    if not isinstance(result, dict):
+        return None
+    kept = {k: v for k, v in result.items() if k != "ResponseMetadata" and not hasattr(v, "read")}
+    return _copied(kept)
 
 
 class Recorder:
@@ -158,10 +170,12 @@ class Recorder:
             )
             calls.append(call)
             try:
-                return original(client, operation_name, api_params)
+                result = original(client, operation_name, api_params)
             except ClientError as error:
                 call.error = str(error.response.get("Error", {}).get("Code") or "ClientError")
                 raise
+            call.response = _answer(result)
+            return result
 
         botocore.client.BaseClient._make_api_call = recording
         try:
@@ -213,6 +227,12 @@ class Arns:
     def sagemaker(self, kind: str, name: str) -> str:
         # SageMaker lower-cases resource names inside its ARNs.
         return self._arn("sagemaker", f"{kind}/{name.lower()}")
+
+    def model_package(self, group: str, version: int) -> str:
+        # A versioned package: model-package/<group>/<version>. Unlike other SageMaker ARNs
+        # the group's name keeps its case (aws-samples/ml-edge-getting-started#18: a policy
+        # scoped to the lower-cased name denied DescribeModelPackage on the package).
+        return self._arn("sagemaker", f"model-package/{group}/{version}")
 
     def s3_bucket(self, bucket: str) -> str:
         return f"arn:{self.partition}:s3:::{bucket}"
@@ -279,6 +299,18 @@ class MappingContext:
             if call.operation == operation and call.error is None and call.params.get(key) == name:
                 return call.params
         raise UnmappedRequest(f"no successful {operation} with {key}={name!r} was recorded")
+
+    def answered(self, operation: str, key: str, value: str) -> Params:
+        """The params of the first successful ``operation`` whose *answer* had ``key`` =
+        ``value`` (a resource named by the service, e.g. a model package version's ARN)."""
+        for call in self.calls:
+            if (
+                call.operation == operation
+                and call.error is None
+                and (call.response or {}).get(key) == value
+            ):
+                return call.params
+        raise UnmappedRequest(f"no successful {operation} answered {key}={value!r}")
 
 
 Mapper = Callable[[Call, MappingContext], list[Need]]
@@ -482,6 +514,114 @@ def _describe_alarms(call: Call, ctx: MappingContext) -> list[Need]:
     return [("cloudwatch:DescribeAlarms", ctx.arns.alarm(name), {}) for name in names]
 
 
+# The model registry (Service Authorization Reference, "Actions, resources, and condition keys
+# for Amazon SageMaker": CreateModelPackage on model-package, with aws:RequestTag/*,
+# sagemaker:ModelApprovalStatus and sagemaker:CustomerMetadataProperties/<key>, dependent
+# action sagemaker:AddTags; DescribeModelPackage and UpdateModelPackage on model-package*;
+# UpdateModelPackage with sagemaker:ModelApprovalStatus and CustomerMetadataProperties/<key>).
+# No model-package-group resource type is listed for any of them.
+
+#: CreateModelPackage fields that make SageMaker use no role, key or other resource of ours.
+_INERT_PACKAGE_FIELDS = frozenset(
+    {
+        "ModelPackageGroupName",
+        "ModelPackageDescription",
+        "InferenceSpecification",  # read when a model is created from it (_endpoint_uses)
+        "ModelMetrics",  # where the reports are; SageMaker stores the URIs, reads nothing
+        "ModelApprovalStatus",
+        "CustomerMetadataProperties",
+        "MetadataProperties",
+        "ClientToken",
+        "Tags",
+        "Domain",
+        "Task",
+    }
+)
+_UPDATE_PACKAGE_FIELDS = frozenset(
+    {"ModelPackageArn", "ModelApprovalStatus", "ApprovalDescription", "CustomerMetadataProperties"}
+)
+
+
+def _package_request_keys(params: Params) -> dict[str, str]:
+    keys = {
+        f"sagemaker:CustomerMetadataProperties/{k}": v
+        for k, v in (params.get("CustomerMetadataProperties") or {}).items()
+    }
+    if params.get("ModelApprovalStatus"):
+        keys["sagemaker:ModelApprovalStatus"] = params["ModelApprovalStatus"]
+    return keys
+
+
+def _group_name(group: str) -> str:
+    return group.rsplit("/", 1)[-1] if group.startswith("arn:") else group
+
+
+def _package_arn(ctx: MappingContext, name: str) -> str:
+    """A ModelPackageName / ModelPackageArn parameter: an ARN, ``<group>/<version>`` or the
+    name of an unversioned package."""
+    if name.startswith("arn:"):
+        return name
+    group, _, version = name.partition("/")
+    if version:
+        return ctx.arns.model_package(group, int(version))
+    return ctx.arns._arn("sagemaker", f"model-package/{name}")
+
+
+def _create_model_package(call: Call, ctx: MappingContext) -> list[Need]:
+    """A new version of the group, authorised on the version's ARN (the answer names it; a
+    refused request stands for the next version). Tags: sagemaker:AddTags on the same ARN."""
+    p = call.params
+    unknown = set(p) - _INERT_PACKAGE_FIELDS
+    if unknown:
+        raise UnmappedRequest(
+            f"CreateModelPackage {sorted(unknown)}: derive what they need (SecurityConfig: a "
+            "KMS key, ValidationSpecification: a role and jobs, SourceAlgorithmSpecification: "
+            "an algorithm)"
+        )
+    if not p.get("ModelPackageGroupName"):
+        raise UnmappedRequest("an unversioned model package (no ModelPackageGroupName)")
+    group = _group_name(p["ModelPackageGroupName"])
+    arn = (call.response or {}).get("ModelPackageArn")
+    if arn is None:
+        versions = {
+            (c.response or {}).get("ModelPackageArn")
+            for c in ctx.calls
+            if c.operation == "CreateModelPackage"
+            and c.error is None
+            and _group_name(c.params.get("ModelPackageGroupName", "")) == group
+        }
+        arn = ctx.arns.model_package(group, len(versions) + 1)
+    tags = tag_context(p.get("Tags"))
+    found: list[Need] = [
+        ("sagemaker:CreateModelPackage", arn, {**tags, **_package_request_keys(p)})
+    ]
+    if p.get("Tags"):
+        found.append(("sagemaker:AddTags", arn, dict(tags)))
+    return found
+
+
+def _describe_model_package(call: Call, ctx: MappingContext) -> list[Need]:
+    arn = _package_arn(ctx, call.params["ModelPackageName"])
+    return [("sagemaker:DescribeModelPackage", arn, {})]
+
+
+def _update_model_package(call: Call, ctx: MappingContext) -> list[Need]:
+    p = call.params
+    unknown = set(p) - _UPDATE_PACKAGE_FIELDS
+    if unknown:
+        raise UnmappedRequest(f"UpdateModelPackage {sorted(unknown)}: derive what they need")
+    arn = _package_arn(ctx, p["ModelPackageArn"])
+    return [("sagemaker:UpdateModelPackage", arn, _package_request_keys(p))]
+
+
+def _list_model_packages(call: Call, ctx: MappingContext) -> list[Need]:
+    # The Service Authorization Reference lists model-package as an optional resource type of
+    # ListModelPackages but no source says which ARN a list request is checked against (the
+    # SageMaker Developer Guide's API permissions table, archived in awsdocs/amazon-sagemaker-
+    # developer-guide, names model-package/<name>): "*" is what is certain to be evaluated.
+    return [("sagemaker:ListModelPackages", "*", {})]
+
+
 #: (botocore service name, operation) -> the IAM needs of one call. Sources: the Service
 #: Authorization Reference pages "Actions, resources, and condition keys for Amazon
 #: SageMaker", "... for Amazon S3", "... for Amazon DynamoDB", "... for Application Auto
@@ -501,6 +641,9 @@ OPERATIONS: dict[tuple[str, str], Mapper] = {
     ),
     ("sagemaker", "CreateTrainingJob"): sagemaker_on("training-job", "TrainingJobName"),
     ("sagemaker", "DescribeTrainingJob"): sagemaker_on("training-job", "TrainingJobName"),
+    # CreateModel from a registered version (PrimaryContainer.ModelPackageName) is authorised
+    # on the model alone: the action lists model* as its only resource type and iam:PassRole
+    # and sagemaker:AddTags as its dependent actions, nothing on the package.
     ("sagemaker", "CreateModel"): sagemaker_on("model", "ModelName"),
     ("sagemaker", "DescribeModel"): sagemaker_on("model", "ModelName"),
     ("sagemaker", "CreateEndpointConfig"): sagemaker_on("endpoint-config", "EndpointConfigName"),
@@ -513,6 +656,10 @@ OPERATIONS: dict[tuple[str, str], Mapper] = {
     ),
     ("sagemaker", "DescribeEndpoint"): sagemaker_on("endpoint", "EndpointName"),
     ("sagemaker", "DeleteEndpoint"): sagemaker_on("endpoint", "EndpointName"),
+    ("sagemaker", "CreateModelPackage"): _create_model_package,
+    ("sagemaker", "DescribeModelPackage"): _describe_model_package,
+    ("sagemaker", "UpdateModelPackage"): _update_model_package,
+    ("sagemaker", "ListModelPackages"): _list_model_packages,
     ("sagemaker-runtime", "InvokeEndpoint"): _invoke_endpoint,
     # DynamoDB
     ("dynamodb", "GetItem"): dynamodb_item("dynamodb:GetItem"),
@@ -814,8 +961,38 @@ def _tuning_job_uses(call: Call, ctx: MappingContext) -> list[RoleUse]:
 
 
 def _model_uses(call: Call, ctx: MappingContext) -> list[RoleUse]:
-    # A model is a definition only: its role acts when an endpoint runs it (_endpoint_uses).
+    # A model is a definition only: its role acts when an endpoint runs it (_endpoint_uses),
+    # also for a model created from a registered version: the package is copied into the
+    # model, no source says SageMaker reads the package (or its ModelMetrics) with the role.
+    container = call.params.get("PrimaryContainer") or {}
+    if "Containers" in call.params or not container:
+        raise UnmappedRequest("a model without one PrimaryContainer: derive its containers")
     return []
+
+
+_INERT_CONTAINER_FIELDS = frozenset({"Image", "ModelDataUrl", "Environment"})
+
+
+def _hosted_containers(ctx: MappingContext, model: Params) -> list[Params]:
+    """What an endpoint runs for a model: its own container (Image, ModelDataUrl), or, for
+    a model created from a registered version (ModelPackageName), the containers of that
+    version's InferenceSpecification as the request that registered it gave them; the
+    execution role pulls their images and downloads their model data like any model's."""
+    name, container = model["ModelName"], model["PrimaryContainer"]
+    if "ModelPackageName" in container:
+        if set(container) != {"ModelPackageName"}:
+            raise UnmappedRequest(f"model {name}: container {sorted(set(container))}")
+        arn = _package_arn(ctx, container["ModelPackageName"])
+        package = ctx.answered("CreateModelPackage", "ModelPackageArn", arn)
+        specification = package["InferenceSpecification"]
+        containers = specification["Containers"]
+        where = f"model {name} (package {arn})"
+    else:
+        containers, where = [container], f"model {name}"
+    for spec in containers:
+        if set(spec) - _INERT_CONTAINER_FIELDS:
+            raise UnmappedRequest(f"{where}: container {sorted(set(spec))}")
+    return containers
 
 
 def _endpoint_uses(call: Call, ctx: MappingContext) -> list[RoleUse]:
@@ -836,22 +1013,20 @@ def _endpoint_uses(call: Call, ctx: MappingContext) -> list[RoleUse]:
         model = ctx.created("CreateModel", "ModelName", variant["ModelName"])
         if set(model) - {"ModelName", "ExecutionRoleArn", "PrimaryContainer", "Tags"}:
             raise UnmappedRequest(f"model {variant['ModelName']}: {sorted(set(model))} (e.g. VPC)")
-        role, container = model["ExecutionRoleArn"], model["PrimaryContainer"]
+        role = model["ExecutionRoleArn"]
         roles.append(role)
-        if set(container) - {"Image", "ModelDataUrl", "Environment"}:
-            raise UnmappedRequest(
-                f"model {variant['ModelName']}: container {sorted(set(container))}"
-            )
         why = f"endpoint {endpoint} runs model {model['ModelName']}"
-        uses = _image_pull(container["Image"], why)
-        bucket, key = s3_parts(container["ModelDataUrl"])
-        if key.endswith("/"):
-            uses += _read_prefix(ctx.arns, container["ModelDataUrl"], why)
-        else:
-            uses.append(("s3:GetObject", ctx.arns.s3_object(bucket, key), {}, why))
-        submit = (container.get("Environment") or {}).get("SAGEMAKER_SUBMIT_DIRECTORY", "")
-        if submit.startswith("s3://"):
-            uses.append(("s3:GetObject", ctx.arns.s3_object(*s3_parts(submit)), {}, why))
+        uses = []
+        for container in _hosted_containers(ctx, model):
+            uses += _image_pull(container["Image"], why)
+            bucket, key = s3_parts(container["ModelDataUrl"])
+            if key.endswith("/"):
+                uses += _read_prefix(ctx.arns, container["ModelDataUrl"], why)
+            else:
+                uses.append(("s3:GetObject", ctx.arns.s3_object(bucket, key), {}, why))
+            submit = (container.get("Environment") or {}).get("SAGEMAKER_SUBMIT_DIRECTORY", "")
+            if submit.startswith("s3://"):
+                uses.append(("s3:GetObject", ctx.arns.s3_object(*s3_parts(submit)), {}, why))
         group = f"/aws/sagemaker/Endpoints/{endpoint}"
         uses += _logs(ctx.arns, group, f"{variant['VariantName']}/{_ENDPOINT_INSTANCE}", why)
         uses += _metrics("/aws/sagemaker/Endpoints", why)
@@ -1034,6 +1209,13 @@ class Stack:
 
     def condition(self, name: str) -> bool:
         return self._truth(self.template.get("Conditions", {})[name])
+
+    def exists(self, logical: str) -> bool:
+        """Whether this deployment creates the resource (its ``Condition`` holds, or it has
+        none). :meth:`principals` lists every principal of the template, deployed or not: the
+        scenarios run the conditional ones with the parameters that create them."""
+        condition = self.resource(logical).get("Condition")
+        return condition is None or self.condition(condition)
 
     def _truth(self, value: Any) -> bool:
         ((key, arg),) = value.items()

@@ -78,10 +78,15 @@ def load_champion(path: Path, classes: Sequence[str], device: torch.device) -> C
     if path.is_file():
         archive = path
     elif path.is_dir():
+        files = [p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")]
         if (path / ARCHIVE).is_file():
             archive = path / ARCHIVE
         elif (path / METADATA_FILE).is_file():
             return _load_artifact(path, str(path), classes, device)
+        elif len(files) == 1 and not any(p.is_dir() for p in path.iterdir()):
+            # The channel's S3Prefix is the object's own key: the docs do not say what file
+            # name SageMaker downloads it as, so the one file there is the archive.
+            archive = files[0]
         else:
             found = sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
             if not found:

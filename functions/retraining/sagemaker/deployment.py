@@ -67,15 +67,16 @@ def deploy(
     sagemaker: Any,
     settings: Settings,
     run_id: str,
-    model_data_url: str,
+    model_package_arn: str,
     autoscaling_client: Callable[[], Any] | None = None,
 ) -> str:
-    """Start rolling the run's model out; returns what was done (for the run history).
+    """Start rolling a registered version out under the run's model and config names;
+    returns what was done (for the run history).
     ``autoscaling_client`` (lazy: only built when auto-scaling is on and an update runs)
     lets an update that changes the instance type deregister the variant first."""
     create_once(
         sagemaker.create_model,
-        request_bodies.model_request(settings, run_id, model_data_url),
+        request_bodies.model_request(settings, run_id, model_package_arn),
     )
     create_when_visible(
         sagemaker.create_endpoint_config,
@@ -120,6 +121,17 @@ def deploy(
 #: Statuses in which SageMaker accepts UpdateEndpoint. UpdateRollbackFailed is documented as
 #: serving a mix of old and new configs, resolved by calling UpdateEndpoint again.
 UPDATABLE_STATUSES = frozenset({"InService", "UpdateRollbackFailed"})
+
+
+def check_updatable(sagemaker: Any, settings: Settings) -> None:
+    """RetryLater unless the endpoint is absent or can take an update now (a promotion checks
+    this before it takes the run slot)."""
+    endpoint = describe_endpoint(sagemaker, settings.endpoint_name)
+    status = endpoint.get("EndpointStatus") if endpoint else None
+    if endpoint is not None and status not in UPDATABLE_STATUSES | {"Failed"}:
+        raise RetryLater(
+            f"endpoint {settings.endpoint_name} is {status}; try again once it is InService"
+        )
 
 
 def clear_failed_endpoint(sagemaker: Any, endpoint: dict[str, Any]) -> None:

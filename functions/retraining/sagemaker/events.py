@@ -7,6 +7,9 @@ from typing import Any
 TUNING_DETAIL_TYPE = "SageMaker HyperParameter Tuning Job State Change"
 TRAINING_DETAIL_TYPE = "SageMaker Training Job State Change"
 ENDPOINT_DETAIL_TYPE = "SageMaker Endpoint State Change"
+MODEL_PACKAGE_DETAIL_TYPE = "SageMaker Model Package State Change"
+#: ``source: aws.cloudwatch``: the model-confidence alarm's state changes (drift runs).
+ALARM_DETAIL_TYPE = "CloudWatch Alarm State Change"
 
 
 class BadEvent(ValueError):

@@ -32,6 +32,11 @@ def endpoint_config_name(prefix: str, run_id: str) -> str:
     return f"{prefix}-{run_id}"
 
 
+def model_package_group_name(prefix: str) -> str:
+    """The stack's one model package group in the registry (the template creates it)."""
+    return f"{prefix}-models"
+
+
 def tags(prefix: str, run_id: str, stage: Stage | None = None) -> list[dict[str, str]]:
     result = [{"Key": "project", "Value": prefix}, {"Key": "run-id", "Value": run_id}]
     if stage:

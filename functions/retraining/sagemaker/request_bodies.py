@@ -241,8 +241,11 @@ def final_training_request(
     run_id: str,
     overrides: TuneOverrides,
     best_hyperparameters: dict[str, str],
+    champion_model_data_url: str | None = None,
 ) -> dict[str, Any]:
-    """CreateTrainingJob for the instrumented final job with the best trial's values."""
+    """CreateTrainingJob for the instrumented final job with the best trial's values. With
+    a model in service its model.tar.gz is the ``champion`` channel: the job evaluates both
+    on the same test images for the gate (none on the first run)."""
     prefix = settings.resource_prefix
     tuned = {k: v for k, v in best_hyperparameters.items() if not k.startswith("_")}
     return {
@@ -260,6 +263,7 @@ def final_training_request(
             _channel("test", settings.test_data_s3_uri),
             # train_model.py copies these files into <model dir>/code/ (contracts.md).
             _channel("inference_code", settings.inference_source_s3_uri),
+            *([_channel("champion", champion_model_data_url)] if champion_model_data_url else []),
         ],
         "OutputDataConfig": {"S3OutputPath": f"{s3_run_prefix(settings, run_id)}/final"},
         "ResourceConfig": _resources(
@@ -313,21 +317,25 @@ def data_job_request(settings: Settings, run_id: str, output: str) -> dict[str, 
     }
 
 
-def model_request(settings: Settings, run_id: str, model_data_url: str) -> dict[str, Any]:
+def model_environment(settings: Settings) -> dict[str, str]:
+    """The inference container's environment: script mode finds inference.py in the
+    artifact's code/ (train_model.py put it there)."""
+    return {
+        "SAGEMAKER_PROGRAM": INFERENCE_PROGRAM,
+        "SAGEMAKER_SUBMIT_DIRECTORY": MODEL_CODE_DIR,
+        "SAGEMAKER_REGION": settings.aws_region,
+        "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+    }
+
+
+def model_request(settings: Settings, run_id: str, model_package_arn: str) -> dict[str, Any]:
+    """CreateModel from a registered version: image, artifact and environment come from the
+    package's inference specification, so the registry says what serves."""
     prefix = settings.resource_prefix
     return {
         "ModelName": names.model_name(prefix, run_id),
         "ExecutionRoleArn": settings.sagemaker_role_arn,
-        "PrimaryContainer": {
-            "Image": settings.inference_image_uri,
-            "ModelDataUrl": model_data_url,
-            "Environment": {
-                "SAGEMAKER_PROGRAM": INFERENCE_PROGRAM,
-                "SAGEMAKER_SUBMIT_DIRECTORY": MODEL_CODE_DIR,
-                "SAGEMAKER_REGION": settings.aws_region,
-                "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
-            },
-        },
+        "PrimaryContainer": {"ModelPackageName": model_package_arn},
         "Tags": names.tags(prefix, run_id),
     }
 

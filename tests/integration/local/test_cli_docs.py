@@ -27,7 +27,11 @@ from api.dependencies import get_start_run
 from local.cli import COMMANDS, build_parser
 from local.console import main
 from local.run_store import SqliteRunStore
+from local.s3 import LocalS3
+from local.sagemaker.backend import LocalSageMaker
+from local.sagemaker.wire import attach_json_backend, make_client
 from local.server import build_app
+from retraining import workflow
 from retraining.deps import Deps, set_deps
 from retraining.records import RunRecord, RunStatus
 from retraining.settings import Settings
@@ -111,8 +115,34 @@ def deployed(store: SqliteRunStore, root: Path, run_id: str, job: str) -> None:
     )
 
 
+GROUP = "cifar100-models"
+
+
+def registry(root: Path) -> Any:
+    """A local SageMaker holding the doc's versions: 1 Approved (it served before), 2 waiting
+    for approval (the stack approves manually)."""
+    backend = LocalSageMaker(root / "sagemaker", LocalS3(root / "s3"), emit=lambda event: None)
+    sagemaker = attach_json_backend(make_client("sagemaker"), backend.handle)
+    sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
+    for version, status in ((1, "Approved"), (2, "PendingManualApproval")):
+        sagemaker.create_model_package(
+            ModelPackageGroupName=GROUP,
+            InferenceSpecification={
+                "Containers": [
+                    {"Image": "local/pytorch-inference:cpu", "ModelDataUrl": "s3://b/m"}
+                ],
+                "SupportedContentTypes": ["application/json"],
+                "SupportedResponseMIMETypes": ["application/json"],
+            },
+            ModelApprovalStatus=status,
+            CustomerMetadataProperties={"run_id": RUN_ID, "metric.test_acc": f"0.7{version}"},
+            ClientToken=f"doc-{version}",
+        )
+    return sagemaker
+
+
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     root = tmp_path / "state"
     store = SqliteRunStore(tmp_path / "runs.db")
     store.create(RunRecord(run_id=RUN_ID, trigger="api", status=RunStatus.TUNING))
@@ -129,10 +159,31 @@ def server(tmp_path: Path) -> Iterator[str]:
         timers[-1].start()
         return run
 
+    def start_promotion(version: int, deps: Any, trigger: str = "promote") -> RunRecord:
+        # The real one's registry checks, then a run that deploys (the endpoint stands in).
+        run = store.create(
+            RunRecord(
+                run_id=f"r2026120113{next(started):04d}beef",
+                trigger="promote",
+                status=RunStatus.DEPLOYING,
+                model_version=version,
+            )
+        )
+        settle = (run.run_id, RunStatus.DEPLOYED)
+        timers.append(
+            threading.Timer(
+                0.5, lambda: store.transition(*settle, expected={RunStatus.DEPLOYING}, reason="ok")
+            )
+        )
+        timers[-1].start()
+        return run
+
+    monkeypatch.setattr(workflow, "start_promotion", start_promotion)
+    sagemaker = registry(root)
     set_deps(
         Deps(
-            settings_factory=lambda: Settings(_env_file=None),
-            sagemaker_factory=lambda: None,
+            settings_factory=lambda: Settings(_env_file=None, model_approval="manual"),
+            sagemaker_factory=lambda: sagemaker,
             sagemaker_runtime_factory=Endpoint,
             store_factory=lambda: store,
         )
@@ -183,3 +234,11 @@ def test_every_client_example_runs_as_written(
     predicted = [line for line in by_command["predict"].splitlines() if "_aws" not in line]
     assert [line.split()[1] for line in predicted[:3]] == ["sea", "forest", "cloud"]  # --top-k 3
     assert predicted[3:] == [f"model: {FINAL_JOB}"]
+    listed = by_command["models"].splitlines()
+    assert [line.split()[0] for line in listed] == ["2", "1"]  # newest first, none serving
+    assert "PendingManualApproval" in listed[0]
+    assert "test_acc=0.7100" in listed[1]
+    promoted = outputs["cifar100 promote 1 --watch"].splitlines()
+    assert re.fullmatch(r"run r\w+ deploys version 1 \(DEPLOYING\)", promoted[0])
+    assert json.loads(promoted[-1])["status"] == "DEPLOYED"
+    assert by_command["approve"].startswith("version 2 Approved")

@@ -180,6 +180,10 @@ class Service:
         self.model = AnsweringClient(
             self.runtime, "InvokeEndpoint", json.dumps(MODEL_ANSWER).encode()
         ).__enter__()
+        # A registry with no version yet, as a stack is before its first run.
+        self.registry = AnsweringClient(
+            self.sagemaker, "ListModelPackages", {"ModelPackageSummaryList": []}
+        ).__enter__()
         self.reset()
         config = uvicorn.Config(create_app(), host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
@@ -196,6 +200,7 @@ class Service:
         self.server.should_exit = True
         self.thread.join(10)
         set_deps(None)
+        self.registry.__exit__()
         self.model.__exit__()
         self.tuning.__exit__()
 

@@ -7,6 +7,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -18,14 +19,19 @@ from retraining.deps import Deps, set_deps
 from retraining.records import RunRecord, RunStatus
 from retraining.sagemaker.events import ENDPOINT_DETAIL_TYPE as ENDPOINT
 from retraining.sagemaker.events import TUNING_DETAIL_TYPE as TUNING
+from retraining.settings import Settings
 from retraining.stores.dynamo import DynamoRunStore, table_definition
 from tests.support.run_flow import ARN, best_trial, final_job
 from tests.support.sagemaker_double import (
     endpoint_description,
     load_event,
     make_settings,
+    model_package_event,
+    package_arn,
+    package_description,
     training_description,
     tuning_description,
+    wire,
 )
 
 
@@ -43,17 +49,16 @@ class Context:
 
 
 @pytest.fixture
-def dynamo_deps(sagemaker) -> Iterator[Deps]:
+def settings() -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def dynamo_deps(sagemaker, s3_double, settings) -> Iterator[Deps]:
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
         dynamodb.create_table(**table_definition("cifar100-runs"))
-        settings = make_settings()
-        wired = Deps(
-            settings_factory=lambda: settings,
-            sagemaker_factory=lambda: sagemaker.client,
-            sagemaker_runtime_factory=lambda: None,
-            store_factory=lambda: DynamoRunStore(dynamodb, "cifar100-runs"),
-        )
+        wired = wire(settings, sagemaker, DynamoRunStore(dynamodb, "cifar100-runs"), s3_double)
         set_deps(wired)
         yield wired
         set_deps(None)
@@ -104,6 +109,8 @@ def test_happy_path_through_all_four_handlers(dynamo_deps, sagemaker, log_stream
     assert trial["action"] == "ignored"
 
     sagemaker.expect("describe_training_job", training_description(final_job(run), run_id, 0.71))
+    sagemaker.expect("create_model_package", {"ModelPackageArn": package_arn(1)})
+    sagemaker.expect("update_model_package", {"ModelPackageArn": package_arn(1)})
     sagemaker.expect("create_model", {"ModelArn": f"{ARN}:x"})
     sagemaker.expect("create_endpoint_config", {"EndpointConfigArn": f"{ARN}:x"})
     sagemaker.fail("describe_endpoint", "ValidationException", "Could not find endpoint")
@@ -119,6 +126,8 @@ def test_happy_path_through_all_four_handlers(dynamo_deps, sagemaker, log_stream
 
     assert store.get(run_id).status is RunStatus.DEPLOYED
     assert store.get_champion()["run_id"] == run_id
+    assert store.get_champion()["model_package_arn"] == package_arn(1)
+    assert store.get(run_id).model_version == 1  # the registry fields survive DynamoDB
     lines = log_lines(log_stream)
     handled = [line for line in lines if line.get("message") == "event handled"]
     assert len(handled) == 4
@@ -258,4 +267,142 @@ def test_reconcile_handler_moves_a_run_whose_event_was_lost_on_dynamodb(
     # A throttled tick is an ordinary wait, not a failed invocation (no dead letter, no alarm).
     sagemaker.fail("describe_training_job", "ThrottlingException", "Rate exceeded", 400)
     assert handlers.reconcile(_scheduled_event(), Context())["action"] == "waiting"
+    sagemaker.assert_all_used()
+
+
+# -- the model-confidence alarm starts a drift run -------------------------------------------
+
+ALARMS = Path(__file__).resolve().parents[2] / "events" / "cloudwatch"
+
+
+def alarm_event(state: str = "ALARM", name: str = "alarm_state_change.json") -> dict[str, Any]:
+    event = json.loads((ALARMS / name).read_text())
+    event["detail"]["alarmName"] = "cifar100-model-confidence"
+    event["detail"]["state"]["value"] = state
+    return event
+
+
+@pytest.mark.parametrize(
+    "fixture", ["alarm_state_change.json", "alarm_state_change_metric_math_first.json"]
+)
+def test_an_alarm_going_into_alarm_starts_a_drift_run(dynamo_deps, sagemaker, log_stream, fixture):
+    sagemaker.expect(
+        "create_hyper_parameter_tuning_job", {"HyperParameterTuningJobArn": f"{ARN}:x"}
+    )
+    outcome = handlers.start_drift_run(alarm_event(name=fixture), Context())
+    assert outcome["action"] == "started"
+    run = dynamo_deps.store.get(outcome["run_id"])
+    assert run.trigger == "drift"
+    assert run.status is RunStatus.TUNING
+    assert run.overrides == {}  # the stack's settings
+    (tuning,) = sagemaker.requests("CreateHyperParameterTuningJob")
+    assert tuning["HyperParameterTuningJobName"] == run.tuning_job_name
+    logged = [line for line in log_lines(log_stream) if line["message"] == "model confidence alarm"]
+    assert logged[0]["alarm"] == "cifar100-model-confidence"
+    sagemaker.assert_all_used()
+
+
+@pytest.mark.parametrize("state", ["OK", "INSUFFICIENT_DATA"])
+def test_other_alarm_states_start_nothing(dynamo_deps, sagemaker, state):
+    outcome = handlers.start_drift_run(alarm_event(state), Context())
+    assert outcome == {"action": "ignored", "run_id": None, "reason": f"alarm state {state}"}
+    assert sagemaker.calls == []
+    assert dynamo_deps.store.list() == ([], None)
+
+
+def test_a_drift_alarm_while_a_run_is_active_is_skipped(dynamo_deps, sagemaker):
+    sagemaker.expect(
+        "create_hyper_parameter_tuning_job", {"HyperParameterTuningJobArn": f"{ARN}:x"}
+    )
+    first = handlers.start_scheduled_run({}, Context())
+    outcome = handlers.start_drift_run(alarm_event(), Context())
+    assert outcome == {"action": "skipped", "active_run_id": first["run_id"]}
+    assert len(sagemaker.requests("CreateHyperParameterTuningJob")) == 1
+    (run,), _ = dynamo_deps.store.list()
+    assert run.trigger == "schedule"
+
+
+def _without_state() -> dict[str, Any]:
+    event = alarm_event()
+    del event["detail"]["state"]
+    return event
+
+
+def _state_not_an_object() -> dict[str, Any]:
+    event = alarm_event()
+    event["detail"]["state"] = "ALARM"
+    return event
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        load_event("endpoint_in_service.json"),  # another detail-type
+        {"detail-type": "CloudWatch Alarm State Change", "detail": "ALARM"},
+        _without_state(),
+        _state_not_an_object(),
+        {},
+    ],
+    ids=["wrong-type", "detail-not-an-object", "no-state", "state-not-an-object", "empty"],
+)
+def test_a_malformed_alarm_event_is_ignored_not_raised(dynamo_deps, sagemaker, event):
+    outcome = handlers.start_drift_run(event, Context())
+    assert outcome["action"] == "ignored"
+    assert outcome["run_id"] is None
+    assert sagemaker.calls == []
+    assert dynamo_deps.store.list() == ([], None)
+
+
+# -- a person approves a version in the registry ---------------------------------------------
+
+
+def test_model_package_events_are_ignored_when_the_gate_approves(dynamo_deps, sagemaker):
+    """MODEL_APPROVAL=auto: the gate's own UpdateModelPackage emits this event too."""
+    event = model_package_event(package_arn(2))
+    outcome = handlers.model_package_state_change(event, Context())
+    assert outcome["action"] == "ignored"
+    assert "MODEL_APPROVAL=auto" in outcome["reason"]
+    assert sagemaker.calls == []
+
+
+@pytest.mark.parametrize("settings", [make_settings(model_approval="manual")], ids=["manual"])
+def test_an_approval_deploys_the_waiting_version_on_dynamodb(dynamo_deps, sagemaker, settings):
+    store = dynamo_deps.store
+    waiting = RunRecord(
+        run_id="r20261128030512ab12",
+        trigger="schedule",
+        status=RunStatus.TRAINING,
+        tuning_job_name="cifar100-r20261128030512ab12",
+        training_job_name="cifar100-r20261128030512ab12-final",
+    )
+    store.create(waiting)
+    store.transition(
+        waiting.run_id,
+        RunStatus.AWAITING_APPROVAL,
+        expected={RunStatus.TRAINING},
+        model_package_arn=package_arn(2),
+        model_version=2,
+    )
+    description = package_description(2, "Approved", run_id=waiting.run_id)
+    sagemaker.expect("describe_model_package", description)
+    sagemaker.fail("describe_endpoint", "ValidationException", "Could not find endpoint")
+    sagemaker.expect("create_model", {"ModelArn": f"{ARN}:x"})
+    sagemaker.expect("create_endpoint_config", {"EndpointConfigArn": f"{ARN}:x"})
+    sagemaker.fail("describe_endpoint", "ValidationException", "Could not find endpoint")
+    sagemaker.expect("create_endpoint", {"EndpointArn": f"{ARN}:x"})
+    outcome = handlers.model_package_state_change(model_package_event(package_arn(2)), Context())
+    assert outcome["action"] == "deploying"
+    assert outcome["approved_run_id"] == waiting.run_id
+    deployment = store.get(outcome["run_id"])
+    assert (deployment.trigger, deployment.status) == ("approval", RunStatus.DEPLOYING)
+    assert deployment.model_version == 2
+    assert store.get(waiting.run_id).approval_run_id == deployment.run_id
+    (model,) = sagemaker.requests("CreateModel")
+    assert model["PrimaryContainer"] == {"ModelPackageName": package_arn(2)}
+
+    # The same event again: the waiting run has its deployment, nothing starts.
+    sagemaker.expect("describe_model_package", description)
+    again = handlers.model_package_state_change(model_package_event(package_arn(2)), Context())
+    assert again["action"] == "ignored"
+    assert len(sagemaker.requests("CreateModel")) == 1
     sagemaker.assert_all_used()

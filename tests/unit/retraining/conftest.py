@@ -1,5 +1,5 @@
 """Fixtures of the retraining tests (tests/unit/retraining and below): settings, the
-recording SageMaker double, an in-memory run store and Deps wiring them."""
+recording SageMaker and S3 doubles, an in-memory run store and Deps wiring them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from retraining.deps import Deps, set_deps
 from retraining.settings import Settings
 from retraining.stores.memory import InMemoryRunStore
-from tests.support.sagemaker_double import RecordingSageMaker, make_settings
+from tests.support.sagemaker_double import RecordingS3, RecordingSageMaker, make_settings, wire
 
 # -- fixtures -------------------------------------------------------------------------------
 
@@ -18,6 +18,13 @@ from tests.support.sagemaker_double import RecordingSageMaker, make_settings
 @pytest.fixture
 def sagemaker() -> Iterator[RecordingSageMaker]:
     double = RecordingSageMaker()
+    yield double
+    double.stubber.deactivate()
+
+
+@pytest.fixture
+def s3_double() -> Iterator[RecordingS3]:
+    double = RecordingS3()
     yield double
     double.stubber.deactivate()
 
@@ -34,14 +41,12 @@ def store() -> InMemoryRunStore:
 
 @pytest.fixture
 def deps(
-    settings: Settings, sagemaker: RecordingSageMaker, store: InMemoryRunStore
+    settings: Settings,
+    sagemaker: RecordingSageMaker,
+    store: InMemoryRunStore,
+    s3_double: RecordingS3,
 ) -> Iterator[Deps]:
-    wired = Deps(
-        settings_factory=lambda: settings,
-        sagemaker_factory=lambda: sagemaker.client,
-        sagemaker_runtime_factory=lambda: None,
-        store_factory=lambda: store,
-    )
+    wired = wire(settings, sagemaker, store, s3_double)
     set_deps(wired)
     yield wired
     set_deps(None)

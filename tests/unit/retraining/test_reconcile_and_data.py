@@ -22,7 +22,7 @@ from retraining.deps import Deps
 from retraining.overrides import TuneOverrides
 from retraining.records import DataMissing, RunRecord, RunStatus
 from retraining.stores.memory import InMemoryRunStore
-from tests.support.run_flow import ARN, best_trial, final_job, start
+from tests.support.run_flow import ARN, best_trial, expect_registration, final_job, start
 from tests.support.sagemaker_double import (
     ACCOUNT,
     RecordingSageMaker,
@@ -79,6 +79,7 @@ def test_a_run_whose_events_are_all_lost_reaches_deployed_through_reconcile_alon
     finished = training_description(final_job(run), run.run_id, 0.71)
     sagemaker.expect("describe_training_job", finished)
     sagemaker.expect("describe_training_job", finished)
+    expect_registration(sagemaker, run)
     sagemaker.expect("create_model", {"ModelArn": f"{ARN}:model/x"})
     sagemaker.expect("create_endpoint_config", {"EndpointConfigArn": f"{ARN}:endpoint-config/x"})
     sagemaker.fail("describe_endpoint", "ValidationException", 'Could not find endpoint "x".')
@@ -115,6 +116,7 @@ def test_a_busy_endpoint_keeps_the_run_waiting_not_failed_until_it_settles(
     for _ in range(3):  # three ticks: the endpoint is still updating (someone else's update)
         sagemaker.expect("describe_training_job", finished)
         sagemaker.expect("describe_training_job", finished)
+        expect_registration(sagemaker, run)  # the same version again: same ClientToken
         sagemaker.expect("create_model", {"ModelArn": f"{ARN}:model/x"})
         sagemaker.expect("create_endpoint_config", {"EndpointConfigArn": f"{ARN}:c/x"})
         sagemaker.expect("describe_endpoint", endpoint_description("Updating", "older-config"))
@@ -124,6 +126,7 @@ def test_a_busy_endpoint_keeps_the_run_waiting_not_failed_until_it_settles(
         assert store.get(run.run_id).status is RunStatus.TRAINING
     sagemaker.expect("describe_training_job", finished)
     sagemaker.expect("describe_training_job", finished)
+    expect_registration(sagemaker, run)
     sagemaker.fail("create_model", "ValidationException", "Cannot create already existing model")
     sagemaker.fail(
         "create_endpoint_config", "ValidationException", "Cannot create already existing"
@@ -132,6 +135,10 @@ def test_a_busy_endpoint_keeps_the_run_waiting_not_failed_until_it_settles(
     sagemaker.expect("update_endpoint", {"EndpointArn": f"{ARN}:endpoint/cifar100-classifier"})
     assert workflow.reconcile(deps)["action"] == "deploying"
     assert store.get(run.run_id).status is RunStatus.DEPLOYING
+    # Four registrations of one run: one ClientToken, one version.
+    tokens = {r["ClientToken"] for r in sagemaker.requests("CreateModelPackage")}
+    assert tokens == {run.run_id}
+    assert store.get(run.run_id).model_version == 1
     sagemaker.assert_all_used()
 
 
@@ -178,12 +185,7 @@ def test_reconcile_racing_the_event_it_replaces_changes_nothing(
     # The (late) event wins: final training started, run TRAINING.
     after = _finish_tuning_by_event(deps, sagemaker, store, run)
     # The reconciler read the run while it was TUNING and now takes the same step.
-    racing = Deps(
-        settings_factory=lambda: settings,
-        sagemaker_factory=lambda: sagemaker.client,
-        sagemaker_runtime_factory=lambda: None,
-        store_factory=lambda: _StaleReads(store, before, reads=2),
-    )
+    racing = wire(settings, sagemaker, _StaleReads(store, before, reads=2))
     description = tuning_description(run.tuning_job_name, best=best_trial(run))
     sagemaker.expect("describe_hyper_parameter_tuning_job", description)
     sagemaker.expect("describe_hyper_parameter_tuning_job", description)
@@ -405,6 +407,7 @@ def test_final_job_events_are_handled_whatever_the_tags_shape(
         tags = event["detail"]["Tags"]
         event["detail"]["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
     sagemaker.expect("describe_training_job", training_description(final_job(run), run.run_id, 0.2))
+    expect_registration(sagemaker, run, approval="Rejected")
     assert workflow.on_training_job_state_change(event, deps)["action"] == "rejected"
     # An HPO trial's event, in the same shape, is never taken for the final job.
     trial = json.loads(json.dumps(event))

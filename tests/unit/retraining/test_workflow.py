@@ -13,19 +13,30 @@ from retraining.records import RunAlreadyActive, RunStatus
 from retraining.sagemaker.events import BadEvent
 from tests.support.run_flow import (
     best_trial,
-    expect_describe_final,
+    expect_gate,
     final_job,
     finish_training,
     finish_tuning,
+    reject_training,
     settle,
     start,
 )
 from tests.support.sagemaker_double import (
     endpoint_description,
     load_event,
-    training_description,
+    model_artifact,
+    package_arn,
     tuning_description,
 )
+
+#: A champion as the workflow records it (its model is the next final job's champion channel).
+CHAMPION = {
+    "run_id": "r20261101000000aaaa",
+    "model_package_arn": package_arn(1),
+    "model_version": 1,
+    "model_data_url": model_artifact("r20261101000000aaaa"),
+    "metrics": {"test_acc": 0.70},
+}
 
 
 def statuses(store, run_id):
@@ -142,12 +153,19 @@ def test_second_run_warm_starts_and_updates_blue_green(deps, sagemaker, store):
     sagemaker.assert_all_used()
 
 
-def test_model_request_points_the_container_at_the_artifact_code(deps, sagemaker, store):
+def test_the_model_is_created_from_its_package_whose_container_runs_the_artifact_code(
+    deps, sagemaker, store
+):
     run = start(deps, sagemaker)
     finish_tuning(deps, sagemaker, run)
     finish_training(deps, sagemaker, run, test_acc=0.7)
     (model,) = sagemaker.requests("CreateModel")
-    container = model["PrimaryContainer"]
+    # The registry says what serves: the model names the package, not an image or artifact.
+    assert model["PrimaryContainer"] == {
+        "ModelPackageName": store.get(run.run_id).model_package_arn
+    }
+    (package,) = sagemaker.requests("CreateModelPackage")
+    (container,) = package["InferenceSpecification"]["Containers"]
     assert container["Image"] == deps.settings.inference_image_uri
     assert container["ModelDataUrl"] == store.get(run.run_id).model_data_url
     assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
@@ -200,6 +218,7 @@ def test_duplicate_training_and_endpoint_events_deploy_once(deps, sagemaker, sto
         load_event("endpoint_in_service.json", run.run_id), deps
     )
     assert late["action"] == "ignored"  # nothing is deploying any more
+    assert len(sagemaker.requests("CreateModelPackage")) == 1
     assert len(sagemaker.requests("CreateModel")) == 1
     assert len(sagemaker.requests("CreateEndpoint")) == 1
     sagemaker.assert_all_used()
@@ -312,43 +331,44 @@ def test_hpo_trial_events_are_ignored(deps, sagemaker, store):
 def test_gate_rejects_below_the_minimum(deps, sagemaker, store):
     run = start(deps, sagemaker)
     finish_tuning(deps, sagemaker, run)
-    expect_describe_final(sagemaker, run, test_acc=0.31)
-    outcome = workflow.on_training_job_state_change(
-        load_event("training_job_final_completed.json", run.run_id), deps
-    )
+    outcome = reject_training(deps, sagemaker, run, test_acc=0.31)
     assert outcome["action"] == "rejected"
     rejected = store.get(run.run_id)
     assert rejected.status is RunStatus.REJECTED
     assert "below the minimum 0.5000" in rejected.history[-1].reason
     assert rejected.metrics["test_acc"] == pytest.approx(0.31)
+    (approval,) = sagemaker.requests("UpdateModelPackage")
+    assert approval["ModelApprovalStatus"] == "Rejected"
     assert sagemaker.requests("CreateModel") == []
     assert store.get_champion() is None
+    sagemaker.assert_all_used()
 
 
 def test_gate_rejects_a_model_that_does_not_beat_the_champion_by_the_margin(deps, sagemaker, store):
-    store.set_champion({"run_id": "r20261101000000aaaa", "metrics": {"test_acc": 0.70}})
+    store.set_champion(CHAMPION)
     run = start(deps, sagemaker)
     finish_tuning(deps, sagemaker, run)
-    expect_describe_final(sagemaker, run, test_acc=0.705)  # better, but not by 0.01
-    workflow.on_training_job_state_change(
-        load_event("training_job_final_completed.json", run.run_id), deps
-    )
+    # Better on the same images, significantly, but not by GATE_MARGIN=0.01.
+    reject_training(deps, sagemaker, run, test_acc=0.705, champion_acc=0.70, p_value=0.001)
     assert store.get(run.run_id).status is RunStatus.REJECTED
-    assert "champion's 0.7000" in store.get(run.run_id).history[-1].reason
+    reason = store.get(run.run_id).history[-1].reason
+    assert "champion's 0.7000" in reason
+    assert "not better (needs +1.00)" in reason
     assert store.get_champion()["run_id"] == "r20261101000000aaaa"
+    sagemaker.assert_all_used()
 
 
 def test_missing_gate_metric_fails_the_run(deps, sagemaker, store):
     run = start(deps, sagemaker)
     finish_tuning(deps, sagemaker, run)
-    sagemaker.expect(
-        "describe_training_job", training_description(final_job(run), run.run_id, None)
-    )
-    workflow.on_training_job_state_change(
-        load_event("training_job_final_completed.json", run.run_id), deps
-    )
+    reject_training(deps, sagemaker, run, test_acc=None)
     assert store.get(run.run_id).status is RunStatus.FAILED
     assert "reported no test_acc" in store.get(run.run_id).error
+    # Registered all the same, and Rejected with the reason: the registry shows why.
+    (approval,) = sagemaker.requests("UpdateModelPackage")
+    assert approval["ModelApprovalStatus"] == "Rejected"
+    assert "reported no test_acc" in approval["ApprovalDescription"]
+    sagemaker.assert_all_used()
 
 
 def test_rollback(deps, sagemaker, store):
@@ -363,6 +383,7 @@ def test_rollback(deps, sagemaker, store):
             "FailureReason": "Alarm cifar100-endpoint-5xx went into ALARM",
         },
     )
+    sagemaker.expect("update_model_package", {"ModelPackageArn": package_arn(1)})
     outcome = workflow.on_endpoint_state_change(
         load_event("endpoint_in_service.json", run.run_id), deps
     )
@@ -391,7 +412,7 @@ def test_duplicate_deploy_while_the_update_is_in_flight(deps, sagemaker, store):
     store.set_champion({"run_id": "r20261101000000aaaa", "metrics": {"test_acc": 0.6}})
     run = start(deps, sagemaker)
     finish_tuning(deps, sagemaker, run)
-    expect_describe_final(sagemaker, run, test_acc=0.7)
+    expect_gate(deps, sagemaker, run, test_acc=0.7)
     sagemaker.fail(
         "create_model",
         "ValidationException",

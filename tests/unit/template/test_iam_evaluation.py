@@ -4,11 +4,12 @@ judged by the policies of the *transformed* template, with least privilege both 
 How it works (the machinery is in tests/support/aws_calls.py, see its docstring):
 
 1. The ``analysis`` fixture deploys the stack offline: moto answers DynamoDB, S3 and
-   Application Auto Scaling; :class:`FakeSageMaker` answers SageMaker and the SageMaker
-   runtime from state it keeps, behind real botocore clients (requests are validated against
-   the service model). Each Lambda runs with the environment the template gives it
-   (``Stack.environment``), its clients built by ``retraining.aws.deps_from_env`` exactly as in
-   Lambda, its handler the template's ``Handler``.
+   Application Auto Scaling; :class:`FakeSageMaker` answers SageMaker (the model registry
+   too) and the SageMaker runtime from state it keeps, behind real botocore clients
+   (requests are validated against the service model). Each Lambda runs with the environment
+   the template gives it (``Stack.environment``), its clients built by
+   ``retraining.aws.deps_from_env`` exactly as in Lambda, its handler the template's
+   ``Handler``.
 2. :data:`SCENARIOS` drive the functions in order, each starting where the previous left the
    stack; every call is recorded and attributed to the function being invoked.
 3. The calls become IAM accesses (``OPERATIONS``), plus what SageMaker does with the
@@ -28,13 +29,19 @@ Extending it
 * A new scenario: a function ``def name(cloud: Cloud) -> None`` that drives handlers through
   ``cloud`` (``cloud.api``, ``cloud.schedule``, ``cloud.reconcile``, ``cloud.tuning_finished``,
   ``cloud.training_finished`` (``data=True`` for the data job), ``cloud.endpoint_changed``,
-  ``cloud.custom_resource``), sets SageMaker outcomes with ``cloud.sagemaker.finish_tuning`` /
-  ``finish_training`` / ``settle`` / ``fail`` / ``refuse_next_update`` and the harness state
-  with ``cloud.age``, ``cloud.run_data_job``, ``cloud.remove_training_data``,
-  ``cloud.delete_service_linked_role``; it asserts the outcome it expects (so a code change
-  that skips the path fails loudly), and gets one line in :data:`SCENARIOS`. Pass template
-  parameters as keywords to run a function with another deployment's settings, e.g.
-  ``cloud.training_finished(run, EndpointInstanceType="ml.m5.xlarge")``.
+  ``cloud.model_approved`` (the registry's event for a run's version), ``cloud.alarm_changed``
+  (the model-confidence alarm), ``cloud.custom_resource``), sets SageMaker outcomes with
+  ``cloud.sagemaker.finish_tuning`` / ``finish_training`` (``champion_acc``, ``p_value``: the
+  comparison a final job given the champion reports) / ``settle`` / ``fail`` /
+  ``refuse_next_update`` and the harness state with ``cloud.age``, ``cloud.run_data_job``,
+  ``cloud.remove_training_data``, ``cloud.delete_service_linked_role``; reads the registry
+  with ``cloud.package``, ``cloud.approved_versions``, ``cloud.champion``; it asserts the
+  outcome it expects (so a code change that skips the path fails loudly), and gets one line
+  in :data:`SCENARIOS`. Pass template parameters as keywords to run a function with another
+  deployment's settings, e.g. ``cloud.training_finished(run, EndpointInstanceType=
+  "ml.m5.xlarge")``; a function that exists only under some parameters (a ``Condition``) is run
+  with them (:data:`MANUAL` for ModelApprovedFunction; :data:`DEPLOYMENT`, the stack every
+  scenario runs in, turns the confidence alarm and so StartDriftRunFunction on).
 * A new SageMaker operation: a ``_<snake_case_name>`` method on :class:`FakeSageMaker` (the
   fake names the missing one) and its line in ``aws_calls.OPERATIONS``.
 * A new principal (function or role in the template): a line in :data:`PRINCIPALS` and a
@@ -60,6 +67,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 from moto import mock_aws
 from moto.iam.access_control import IAMPolicy, PermissionResult
@@ -73,6 +81,7 @@ from retraining.records import RunRecord, RunStatus
 from retraining.sagemaker import names
 from retraining.sagemaker.events import (
     ENDPOINT_DETAIL_TYPE,
+    MODEL_PACKAGE_DETAIL_TYPE,
     TRAINING_DETAIL_TYPE,
     TUNING_DETAIL_TYPE,
 )
@@ -104,8 +113,13 @@ from tests.unit.api.support import b64, body_of, http_v2_event, model_answer, pn
 
 #: Every principal of the template and what acts with its permissions.
 PRINCIPALS = {
-    "ApiFunction": "functions/api: POST /jobs/tune, GET /jobs, GET /jobs/{run_id}, POST /predict",
+    "ApiFunction": "functions/api: /jobs, /predict and /models (the registry: list, current, "
+    "one version, deploy, approve)",
     "StartScheduledRunFunction": "orchestration.handlers.start_scheduled_run",
+    "StartDriftRunFunction": "orchestration.handlers.start_drift_run (ConfidenceAlarmThreshold "
+    "not off)",
+    "ModelApprovedFunction": "orchestration.handlers.model_package_state_change (ModelApproval "
+    "manual)",
     "TuningJobStateChangeFunction": "orchestration.handlers.tuning_job_state_change",
     "TrainingJobStateChangeFunction": "orchestration.handlers.training_job_state_change",
     "EndpointStateChangeFunction": "orchestration.handlers.endpoint_state_change",
@@ -159,6 +173,7 @@ KEPT_GRANTS = [
 ]
 
 T0 = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
+EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 
 # ================================================================================ fake SageMaker
@@ -187,6 +202,8 @@ class FakeSageMaker:
         self.models: dict[str, dict[str, Any]] = {}
         self.configs: dict[str, dict[str, Any]] = {}
         self.endpoints: dict[str, dict[str, Any]] = {}
+        self.groups: set[str] = set()  # model package groups (the template creates them)
+        self.packages: dict[str, dict[str, Any]] = {}  # version ARN -> state, in creation order
         self.refuse_next_update: Refused | None = None
 
     def attach(self, client: Any) -> Any:
@@ -218,8 +235,25 @@ class FakeSageMaker:
             status="Completed", best=f"{name}-002-4f1c2a9b" if best else None, ended=_ago(hours_ago)
         )
 
-    def finish_training(self, name: str, *, test_acc: float | None, hours_ago: float = 0) -> None:
-        self.training[name].update(status="Completed", test_acc=test_acc, ended=_ago(hours_ago))
+    def finish_training(
+        self,
+        name: str,
+        *,
+        test_acc: float | None,
+        hours_ago: float = 0,
+        champion_acc: float | None = None,
+        p_value: float = 0.001,
+    ) -> None:
+        """The job completed. A final job given the champion's model (its ``champion``
+        channel) also reports the comparison metrics: by default the champion 2 points
+        below, the difference significant."""
+        self.training[name].update(
+            status="Completed",
+            test_acc=test_acc,
+            ended=_ago(hours_ago),
+            champion_acc=champion_acc,
+            p_value=p_value,
+        )
 
     def settle(
         self, endpoint: str, status: str = "InService", *, serving: str | None = None
@@ -295,7 +329,15 @@ class FakeSageMaker:
     def _describe_training_job(self, request: dict[str, Any]) -> dict[str, Any]:
         name = request["TrainingJobName"]
         job = self._job(self.training, name, "training job")
-        response = training_description(name, "", job["test_acc"])
+        channels = {c["ChannelName"] for c in job["request"].get("InputDataConfig", [])}
+        compared = {}
+        if "champion" in channels and job["test_acc"] is not None:
+            champion = job["champion_acc"]
+            compared = {
+                "champion_test_acc": job["test_acc"] - 0.02 if champion is None else champion,
+                "mcnemar_p_value": job["p_value"],
+            }
+        response = training_description(name, "", job["test_acc"], **compared)
         output = job["request"]["OutputDataConfig"]["S3OutputPath"]
         response["ModelArtifacts"] = {"S3ModelArtifacts": f"{output}/{name}/output/model.tar.gz"}
         response["TrainingJobStatus"] = response["SecondaryStatus"] = job["status"]
@@ -309,6 +351,9 @@ class FakeSageMaker:
         name = request["ModelName"]
         if name in self.models:
             raise Refused("ValidationException", f"Cannot create already existing model {name}")
+        package = request["PrimaryContainer"].get("ModelPackageName")
+        if package is not None:
+            self._package(package)
         self.models[name] = request
         return {"ModelArn": self.arns.sagemaker("model", name)}
 
@@ -385,6 +430,106 @@ class FakeSageMaker:
         self._endpoint(request["EndpointName"])
         del self.endpoints[request["EndpointName"]]
         return {}
+
+    # -- the model registry ------------------------------------------------------------------
+
+    def _package(self, name: str) -> dict[str, Any]:
+        if name not in self.packages:
+            raise Refused("ValidationException", f"ModelPackage {name} does not exist.")
+        return self.packages[name]
+
+    def _create_model_package(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A new version of the group; the same ClientToken again answers the version it
+        created (the API's idempotency token)."""
+        group = request["ModelPackageGroupName"]
+        if group not in self.groups:
+            raise Refused("ValidationException", f"Model Package Group {group} does not exist.")
+        if request.get("Tags"):
+            # CreateModelPackage: a version "uses the tags associated with the model group. In
+            # this case, you cannot supply a tag argument."
+            raise Refused("ValidationException", "Tags cannot be specified for a model version.")
+        versions = [p for p in self.packages.values() if p["group"] == group]
+        token = request.get("ClientToken")
+        for package in versions:
+            if token and package["request"].get("ClientToken") == token:
+                return {"ModelPackageArn": package["arn"]}
+        version = len(versions) + 1
+        arn = self.arns.model_package(group, version)
+        self.packages[arn] = {
+            "arn": arn,
+            "group": group,
+            "version": version,
+            "request": request,
+            "approval": request.get("ModelApprovalStatus", "PendingManualApproval"),
+            "approval_description": None,
+            "created": T0 + timedelta(minutes=len(self.packages)),
+        }
+        return {"ModelPackageArn": arn}
+
+    def _update_model_package(self, request: dict[str, Any]) -> dict[str, Any]:
+        package = self._package(request["ModelPackageArn"])
+        if "ModelApprovalStatus" in request:
+            package["approval"] = request["ModelApprovalStatus"]
+        if "ApprovalDescription" in request:
+            package["approval_description"] = request["ApprovalDescription"]
+        return {"ModelPackageArn": package["arn"]}
+
+    def _summary(self, package: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ModelPackageName": package["group"],
+            "ModelPackageGroupName": package["group"],
+            "ModelPackageVersion": package["version"],
+            "ModelPackageArn": package["arn"],
+            "CreationTime": package["created"],
+            "ModelPackageStatus": "Completed",
+            "ModelApprovalStatus": package["approval"],
+        }
+
+    def describe_package(self, arn: str) -> dict[str, Any]:
+        """DescribeModelPackage's answer (also the detail of the package's state-change
+        event, which carries the package's description)."""
+        package = self._package(arn)
+        request = package["request"]
+        response = {
+            **self._summary(package),
+            **{
+                k: request[k]
+                for k in (
+                    "ModelPackageDescription",
+                    "InferenceSpecification",
+                    "ModelMetrics",
+                    "MetadataProperties",
+                    "CustomerMetadataProperties",
+                )
+                if k in request
+            },
+            "LastModifiedTime": package["created"],
+            "ModelPackageStatusDetails": {"ValidationStatuses": [], "ImageScanStatuses": []},
+            "CertifyForMarketplace": False,
+        }
+        if package["approval_description"]:
+            response["ApprovalDescription"] = package["approval_description"]
+        return response
+
+    def _describe_model_package(self, request: dict[str, Any]) -> dict[str, Any]:
+        return self.describe_package(request["ModelPackageName"])
+
+    def _list_model_packages(self, request: dict[str, Any]) -> dict[str, Any]:
+        assert request.get("ModelPackageType") == "Versioned", request
+        group = request["ModelPackageGroupName"]
+        found = sorted(
+            (p for p in self.packages.values() if p["group"] == group),
+            key=lambda p: p["created"],
+            reverse=request.get("SortOrder") == "Descending",
+        )
+        start = int(request.get("NextToken") or 0)
+        end = start + request.get("MaxResults", 10)
+        response: dict[str, Any] = {
+            "ModelPackageSummaryList": [self._summary(p) for p in found[start:end]]
+        }
+        if end < len(found):
+            response["NextToken"] = str(end)
+        return response
 
     def _invoke_endpoint(self, request: dict[str, Any]) -> dict[str, Any]:
         raw = json.dumps(model_answer(2)).encode()
@@ -463,6 +608,29 @@ class Cloud:
             bucket = self.stack.physical_name("ArtifactBucket")
             s3.create_bucket(Bucket=bucket)
             s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        for group in self.stack.of_type("AWS::SageMaker::ModelPackageGroup"):
+            props = self.stack.resolve(self.stack.resource(group)["Properties"])
+            self.sagemaker.groups.add(props["ModelPackageGroupName"])
+
+    def champion(self) -> dict[str, Any]:
+        with self.recorder.acting_as(HARNESS):
+            client = boto3.client("dynamodb", region_name=REGION)
+            return DynamoRunStore(client, self.table).get_champion() or {}
+
+    def package(self, run_id: str) -> dict[str, Any]:
+        """The registered version of the run's model, as the registry describes it."""
+        arn = self.record(run_id).model_package_arn
+        assert arn, f"run {run_id} registered no version"
+        return self.sagemaker.describe_package(arn)
+
+    def approved_versions(self) -> list[int]:
+        """Approved versions not in service, newest first (what a promotion may deploy)."""
+        serving = self.champion().get("model_package_arn")
+        return [
+            p["version"]
+            for p in reversed(self.sagemaker.packages.values())
+            if p["approval"] == "Approved" and p["arn"] != serving
+        ]
 
     def record(self, run_id: str) -> RunRecord:
         with self.recorder.acting_as(HARNESS):
@@ -546,6 +714,7 @@ class Cloud:
         environment, clients from retraining.aws.deps_from_env (SageMaker ones answered by the
         fake, the others by moto), every call recorded as ``function``."""
         stack = self._deployment(parameters)
+        assert stack.exists(function), f"{parameters} does not deploy {function}"
         module, _, attribute = stack.resource(function)["Properties"]["Handler"].rpartition(".")
         handler = getattr(importlib.import_module(module), attribute)
         name = stack.physical_name(function)
@@ -606,9 +775,12 @@ class Cloud:
         (answer,) = answers
         return answer
 
-    def api(self, method: str, path: str, body: Any = None, **parameters: str) -> tuple[int, Any]:
+    def api(
+        self, method: str, path: str, body: Any = None, *, query: str = "", **parameters: str
+    ) -> tuple[int, Any]:
         raw = json.dumps(body).encode() if body is not None else None
-        response = self.invoke("ApiFunction", http_v2_event(method, path, raw), **parameters)
+        event = http_v2_event(method, path, raw, query=query)
+        response = self.invoke("ApiFunction", event, **parameters)
         return response["statusCode"], body_of(response) if response.get("body") else None
 
     def schedule(self, **parameters: str) -> dict[str, Any]:
@@ -663,6 +835,33 @@ class Cloud:
             },
         )
         return self.invoke("TrainingJobStateChangeFunction", event, **parameters)
+
+    def alarm_changed(self, state: str = "ALARM", **parameters: str) -> dict[str, Any]:
+        """The model-confidence alarm's state change, as CloudWatch sends it (the CloudWatch
+        User Guide's example event, tests/events/cloudwatch/), to the drift function."""
+        stack = self._deployment(parameters)
+        alarm = stack.resolve(stack.resource("ModelConfidenceAlarm")["Properties"]["AlarmName"])
+        event = json.loads((EVENTS / "cloudwatch" / "alarm_state_change.json").read_text())
+        event.update(
+            id=str(uuid.uuid4()),
+            account=ACCOUNT,
+            region=REGION,
+            resources=[self.stack.arns.alarm(alarm)],
+        )
+        event["detail"]["alarmName"] = alarm
+        event["detail"]["state"]["value"] = state
+        return self.invoke("StartDriftRunFunction", event, **parameters)
+
+    def model_approved(self, run_id: str, **parameters: str) -> dict[str, Any]:
+        """The registry's state-change event of the run's version (its detail is the package's
+        description, as in tests/events/sagemaker/model_package_state_change.json)."""
+        package = self.package(run_id)
+        detail = json.loads(json.dumps(package, default=lambda t: t.isoformat()))
+        event = {
+            **self._event(MODEL_PACKAGE_DETAIL_TYPE, detail),
+            "resources": [package["ModelPackageArn"]],
+        }
+        return self.invoke("ModelApprovedFunction", event, **parameters)
 
     def reconcile(self, **parameters: str) -> dict[str, Any]:
         """The reconcile schedule's tick (a Scheduled Event; the handler reads none of it)."""
@@ -752,17 +951,27 @@ def schedule_releases_a_stuck_tuning_run(cloud: Cloud) -> None:
 
 
 def first_deployment(cloud: Cloud) -> None:
-    """Tuning finished -> final training; final training passes the gate -> model, endpoint
-    config, CreateEndpoint; in service -> DEPLOYED and auto-scaling registered."""
+    """Tuning finished -> final training; final training passes the gate -> its statistics
+    file written, the version registered and Approved, a model created from the package,
+    endpoint config, CreateEndpoint; in service -> DEPLOYED and auto-scaling registered."""
     run = cloud.current
     cloud.sagemaker.finish_tuning(cloud.tuning_job(run))
     assert cloud.tuning_finished(run)["action"] == "training"
     cloud.sagemaker.finish_training(cloud.final_job(run), test_acc=0.70)
     outcome = cloud.training_finished(run)
     expect(outcome, "deploying", "creating endpoint")
+    package = cloud.package(run)
+    assert package["ModelApprovalStatus"] == "Approved", package
+    model = cloud.sagemaker.models[names.model_name(cloud.prefix, run)]
+    assert model["PrimaryContainer"] == {"ModelPackageName": package["ModelPackageArn"]}
+    statistics = package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+    with cloud.recorder.acting_as(HARNESS):
+        bucket, _, key = statistics.removeprefix("s3://").partition("/")
+        boto3.client("s3", region_name=REGION).head_object(Bucket=bucket, Key=key)
     cloud.sagemaker.settle(cloud.endpoint)
     outcome = cloud.endpoint_changed()
     expect(outcome, "deployed", "auto-scaling")
+    assert cloud.champion()["model_package_arn"] == package["ModelPackageArn"]
 
 
 def update_that_changes_the_instance_type(cloud: Cloud) -> None:
@@ -788,12 +997,15 @@ def refused_update_restores_auto_scaling(cloud: Cloud) -> None:
 
 
 def update_rolled_back(cloud: Cloud) -> None:
+    """The update rolls back: the run ROLLED_BACK, its version (which never served)
+    Rejected by the endpoint-state function."""
     live = cloud.sagemaker.endpoints[cloud.endpoint]["config"]
     run = cloud.through_tuning("api")
     cloud.sagemaker.finish_training(cloud.final_job(run), test_acc=0.75)
     assert cloud.training_finished(run)["action"] == "deploying"
     cloud.sagemaker.settle(cloud.endpoint, serving=live)  # an alarm fired during the bake
     assert cloud.endpoint_changed()["action"] == "rolled_back"
+    assert cloud.package(run)["ModelApprovalStatus"] == "Rejected"
 
 
 def failed_endpoint_recreated(cloud: Cloud) -> None:
@@ -925,8 +1137,169 @@ def reconcile_ends_a_run_whose_job_never_started(cloud: Cloud) -> None:
     assert cloud.reconcile()["action"] == "failed"
 
 
+def gate_rejects_a_version_not_significantly_better(cloud: Cloud) -> None:
+    """Better than the champion on the same images, but McNemar says it could be noise:
+    REJECTED, the version registered and Rejected."""
+    run = cloud.through_tuning("api")
+    job = cloud.final_job(run)
+    cloud.sagemaker.finish_training(job, test_acc=0.86, champion_acc=0.85, p_value=0.4)
+    expect(cloud.training_finished(run), "rejected", "not significant")
+    assert cloud.package(run)["ModelApprovalStatus"] == "Rejected"
+    assert cloud.record(run).status is RunStatus.REJECTED
+
+
+def api_reads_the_registry(cloud: Cloud) -> None:
+    """GET /models (pages of versions, newest first, the one in service marked), GET
+    /models/current, GET /models/{version} (and an unknown one); approve on an auto stack
+    and deploying a Rejected or the serving version are refused."""
+    status, page = cloud.api("GET", "/models", query="limit=2")
+    assert (status, len(page["models"])) == (200, 2), page
+    assert page["next_cursor"], page
+    versions = [m["version"] for m in page["models"]]
+    assert versions == sorted(versions, reverse=True), versions
+    status, rest = cloud.api("GET", "/models", query=f"limit=50&cursor={page['next_cursor']}")
+    assert (status, rest["next_cursor"]) == (200, None), rest
+    listed = page["models"] + rest["models"]
+    assert len(listed) == len(cloud.sagemaker.packages)
+    status, current = cloud.api("GET", "/models/current")
+    assert (status, current["serving"]) == (200, True), current
+    assert [m["version"] for m in listed if m["serving"]] == [current["version"]]
+    assert cloud.api("GET", f"/models/{current['version']}")[0] == 200
+    assert cloud.api("GET", "/models/9999")[0] == 404
+    assert cloud.api("POST", f"/models/{current['version']}/approve")[0] == 409
+    rejected = next(m["version"] for m in listed if m["approval_status"] == "Rejected")
+    status, body = cloud.api("POST", f"/models/{rejected}/deploy")
+    assert (status, body["error"]["code"]) == (409, "model_version_not_approved"), body
+    status, body = cloud.api("POST", f"/models/{current['version']}/deploy")
+    assert (status, body["error"]["code"]) == (409, "model_version_in_service"), body
+
+
+def promotion_with_an_instance_type_change(cloud: Cloud) -> None:
+    """POST /models/{version}/deploy of an earlier Approved version on bigger instances: the
+    variant is deregistered, the update refused, auto-scaling restored by the API function
+    (502); asked again, the update starts (202) and the promoted version serves."""
+    version = cloud.approved_versions()[-1]  # the oldest: rolling back to the first model
+    cloud.sagemaker.refuse_next_update = Refused("ValidationException", "the update was refused")
+    status, body = cloud.api("POST", f"/models/{version}/deploy", **BIGGER)
+    assert (status, body["error"]["code"]) == (502, "deployment_not_started"), body
+    status, body = cloud.api("POST", f"/models/{version}/deploy", **BIGGER)
+    assert (status, body["version"]) == (202, version), body
+    assert cloud.record(body["run_id"]).trigger == "promote"
+    cloud.sagemaker.settle(cloud.endpoint)
+    assert cloud.endpoint_changed(**BIGGER)["action"] == "deployed"
+    status, current = cloud.api("GET", "/models/current")
+    assert (current["version"], current["deployed_by_run_id"]) == (version, body["run_id"])
+
+
+def promotion_recreates_a_failed_endpoint(cloud: Cloud) -> None:
+    """A promotion onto a Failed endpoint deletes it (409, retry) and, asked again, creates it
+    afresh with the promoted version."""
+    version = cloud.approved_versions()[0]
+    cloud.sagemaker.fail(cloud.endpoint, "instance health check failed")
+    status, body = cloud.api("POST", f"/models/{version}/deploy")
+    assert (status, body["error"]["code"]) == (409, "endpoint_busy"), body
+    status, body = cloud.api("POST", f"/models/{version}/deploy")
+    assert status == 202, body
+    assert cloud.sagemaker.endpoints[cloud.endpoint]["status"] == "Creating"
+    cloud.sagemaker.settle(cloud.endpoint)
+    assert cloud.endpoint_changed()["action"] == "deployed"
+
+
+def manual_approval_deploys_what_a_person_approves(cloud: Cloud) -> None:
+    """ModelApproval manual: the gate passes, the version waits (AWAITING_APPROVAL); POST
+    /models/{version}/approve approves it; its state-change event deploys it as a run (a
+    duplicate event is ignored); in service -> DEPLOYED; the reconciler finds nothing left."""
+    run = cloud.through_tuning("schedule", **MANUAL)
+    cloud.sagemaker.finish_training(cloud.final_job(run), test_acc=0.88)
+    expect(cloud.training_finished(run, **MANUAL), "awaiting_approval")
+    assert cloud.record(run).status is RunStatus.AWAITING_APPROVAL
+    version = cloud.package(run)["ModelPackageVersion"]
+    status, body = cloud.api("GET", f"/models/{version}", **MANUAL)
+    assert (status, body["approval_status"]) == (200, "PendingManualApproval"), body
+    status, body = cloud.api("POST", f"/models/{version}/approve", **MANUAL)
+    assert (status, body["approval_status"]) == (202, "Approved"), body
+    assert cloud.api("POST", f"/models/{version}/approve", **MANUAL)[0] == 409
+    outcome = cloud.model_approved(run, **MANUAL)
+    expect(outcome, "deploying", run)
+    deployment = outcome["run_id"]
+    assert cloud.record(deployment).trigger == "approval"
+    assert cloud.model_approved(run, **MANUAL)["action"] == "ignored"
+    cloud.sagemaker.settle(cloud.endpoint)
+    assert cloud.endpoint_changed(**MANUAL)["action"] == "deployed"
+    assert cloud.reconcile(**MANUAL)["action"] == "idle"
+    assert cloud.champion()["model_package_arn"] == cloud.package(run)["ModelPackageArn"]
+
+
+def manual_approval_whose_deployment_is_refused(cloud: Cloud) -> None:
+    """An approved version on bigger instances: the approval function deregisters the
+    variant, the update is throttled, it restores auto-scaling and the invocation fails (a
+    transient error: nothing is decided); the reconciler finds the approved version whose
+    deployment never started and deploys it."""
+    run = cloud.through_tuning("api", **MANUAL_BIGGER)
+    cloud.sagemaker.finish_training(cloud.final_job(run), test_acc=0.90)
+    expect(cloud.training_finished(run, **MANUAL_BIGGER), "awaiting_approval")
+    version = cloud.package(run)["ModelPackageVersion"]
+    assert cloud.api("POST", f"/models/{version}/approve", **MANUAL_BIGGER)[0] == 202
+    cloud.sagemaker.refuse_next_update = Refused("ThrottlingException", "Rate exceeded")
+    with pytest.raises(ClientError):
+        cloud.model_approved(run, **MANUAL_BIGGER)
+    expect(cloud.reconcile(**MANUAL_BIGGER), "deploying", run)
+    cloud.sagemaker.settle(cloud.endpoint)
+    assert cloud.endpoint_changed(**MANUAL_BIGGER)["action"] == "deployed"
+
+
+def manual_approval_onto_a_failed_endpoint(cloud: Cloud) -> None:
+    """The endpoint failed meanwhile: the approval event deletes it and waits; the event's
+    second delivery creates it with the approved version."""
+    run = cloud.through_tuning("schedule", **MANUAL)
+    cloud.sagemaker.finish_training(cloud.final_job(run), test_acc=0.91)
+    expect(cloud.training_finished(run, **MANUAL), "awaiting_approval")
+    version = cloud.package(run)["ModelPackageVersion"]
+    assert cloud.api("POST", f"/models/{version}/approve", **MANUAL)[0] == 202
+    cloud.sagemaker.fail(cloud.endpoint, "instance health check failed")
+    assert cloud.model_approved(run, **MANUAL)["action"] == "waiting"
+    assert cloud.endpoint not in cloud.sagemaker.endpoints
+    assert cloud.model_approved(run, **MANUAL)["action"] == "deploying"
+    cloud.sagemaker.settle(cloud.endpoint)
+    assert cloud.endpoint_changed(**MANUAL)["action"] == "deployed"
+
+
+def drift_alarm_starts_runs(cloud: Cloud) -> None:
+    """The model-confidence alarm (on in this deployment): a state other than ALARM is
+    ignored; ALARM starts a run (the data job first, the data being gone), is skipped while
+    it is fresh, and releases a stuck tuning run and a stuck training run."""
+    assert cloud.alarm_changed("OK")["action"] == "ignored"
+    cloud.remove_training_data()
+    outcome = cloud.alarm_changed()
+    assert outcome["action"] == "started", outcome
+    run = outcome["run_id"]
+    assert cloud.record(run).status is RunStatus.PREPARING_DATA
+    assert cloud.record(run).trigger == "drift"
+    assert cloud.alarm_changed()["action"] == "skipped"
+    cloud.run_data_job(run, cloud.scratch / "drift-data")
+    assert cloud.training_finished(run, data=True)["action"] == "tuning"
+    cloud.sagemaker.finish_tuning(cloud.tuning_job(run), hours_ago=1)  # the event was lost
+    cloud.age(run)
+    outcome = cloud.alarm_changed()
+    assert outcome["action"] == "started", outcome
+    assert cloud.record(run).status is RunStatus.FAILED
+    stuck = outcome["run_id"]
+    cloud.sagemaker.finish_tuning(cloud.tuning_job(stuck))
+    assert cloud.tuning_finished(stuck)["action"] == "training"
+    cloud.sagemaker.finish_training(cloud.final_job(stuck), test_acc=0.5, hours_ago=1)
+    cloud.age(stuck)
+    assert cloud.alarm_changed()["action"] == "started"
+    assert cloud.record(stuck).status is RunStatus.FAILED
+
+
 #: Another deployment's parameters for some invocations (the policies must not differ).
 BIGGER = {"EndpointInstanceType": "ml.m5.xlarge"}
+#: A person approves what the gate passed (creates ModelApprovedFunction).
+MANUAL = {"ModelApproval": "manual"}
+MANUAL_BIGGER = {**MANUAL, **BIGGER}
+#: The deployment every scenario runs in unless it says otherwise: the model-confidence
+#: alarm on, so that StartDriftRunFunction exists.
+DEPLOYMENT = {"ConfidenceAlarmThreshold": "0.5"}
 FEATURES = {
     "SpotTraining": "true",
     "DebuggerEnabled": "true",
@@ -957,6 +1330,14 @@ SCENARIOS: list[Callable[[Cloud], None]] = [
     reconcile_a_tuning_job_without_a_successful_trial,
     reconcile_a_lost_data_job_event,
     reconcile_ends_a_run_whose_job_never_started,
+    gate_rejects_a_version_not_significantly_better,
+    api_reads_the_registry,
+    promotion_with_an_instance_type_change,
+    promotion_recreates_a_failed_endpoint,
+    manual_approval_deploys_what_a_person_approves,
+    manual_approval_whose_deployment_is_refused,
+    manual_approval_onto_a_failed_endpoint,
+    drift_alarm_starts_runs,
 ]
 
 
@@ -965,7 +1346,7 @@ SCENARIOS: list[Callable[[Cloud], None]] = [
 
 @pytest.fixture(scope="module")
 def stack(transformed: dict[str, Any]) -> Stack:
-    return Stack(transformed)
+    return Stack(transformed, parameters=DEPLOYMENT)
 
 
 @pytest.fixture(scope="module")

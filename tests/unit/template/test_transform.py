@@ -82,12 +82,18 @@ def test_sagemaker_actions_are_scoped_to_this_stacks_names(transformed: dict[str
     allowed = re.compile(
         rf"^{re.escape(prefix)}("
         r"(hyper-parameter-tuning-job|training-job|model|endpoint-config)/cifar100-\*(-data)?"
-        r"|endpoint/cifar100-classifier)$"
+        r"|endpoint/cifar100-classifier"
+        r"|model-package/cifar100-models/\*)$"
     )
     checked = 0
     for role in all_roles(transformed):
         for statement in statements(transformed, role):
             if not any(a.startswith("sagemaker:") for a in statement["Action"]):
+                continue
+            if statement["Action"] == ["sagemaker:ListModelPackages"]:
+                # The SAR lists model-package as optional, but no source says which ARN a
+                # list request is checked against: "*" only.
+                assert resolve(statement["Resource"], transformed) == ["*"], role
                 continue
             for resource in resolve(statement["Resource"], transformed):
                 assert isinstance(resource, str), (role, resource)
@@ -272,7 +278,7 @@ def test_every_rule_target_has_retries_and_the_dead_letter_queue(
     transformed: dict[str, Any],
 ) -> None:
     rules = resources_of(transformed, "AWS::Events::Rule")
-    assert len(rules) == 5
+    assert len(rules) == 7
     for name, rule in rules.items():
         (target,) = rule["Properties"]["Targets"]
         assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1, name
@@ -280,7 +286,9 @@ def test_every_rule_target_has_retries_and_the_dead_letter_queue(
     # The queue policy lets exactly these rules write to the queue.
     policy = transformed["Resources"]["DeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]
     sources = policy["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"]
-    assert sorted(s["Fn::GetAtt"][0] for s in sources) == sorted(rules)
+    # The drift and approval rules exist only when their parameters turn them on.
+    named = [s["Fn::If"][1] if "Fn::If" in s else s for s in sources]
+    assert sorted(s["Fn::GetAtt"][0] for s in named) == sorted(rules)
     # Handler failures (async invocations) end in the same queue after Lambda's own retries.
     for name in ORCHESTRATION_FUNCTIONS - {"ApiFunction"}:
         props = transformed["Resources"][name]["Properties"]
@@ -300,7 +308,16 @@ def test_schedule_is_parameterised_and_can_be_off(transformed: dict[str, Any]) -
 def test_jobs_routes_need_iam_and_predict_defaults_to_iam(transformed: dict[str, Any]) -> None:
     body = transformed["Resources"]["HttpApi"]["Properties"]["Body"]
     paths = body["paths"]
-    for path, method in [("/jobs/tune", "post"), ("/jobs", "get"), ("/jobs/{run_id}", "get")]:
+    for path, method in [
+        ("/jobs/tune", "post"),
+        ("/jobs", "get"),
+        ("/jobs/{run_id}", "get"),
+        ("/models", "get"),
+        ("/models/current", "get"),
+        ("/models/{version}", "get"),
+        ("/models/{version}/deploy", "post"),
+        ("/models/{version}/approve", "post"),
+    ]:
         assert paths[path][method]["security"] == [{"AWS_IAM": []}], path
     assert paths["/predict"]["post"]["security"] == {
         "Fn::If": ["PredictIsPublic", [], [{"AWS_IAM": []}]]
@@ -310,7 +327,18 @@ def test_jobs_routes_need_iam_and_predict_defaults_to_iam(transformed: dict[str,
         "Fn::Equals": [{"Ref": "PredictAuth"}, "NONE"]
     }
     assert paths["/health"]["get"]["security"] == [{"NONE": []}]  # SAM's marker for no auth
-    assert set(paths) == {"/predict", "/jobs/tune", "/jobs", "/jobs/{run_id}", "/health"}
+    assert set(paths) == {
+        "/predict",
+        "/jobs/tune",
+        "/jobs",
+        "/jobs/{run_id}",
+        "/models",
+        "/models/current",
+        "/models/{version}",
+        "/models/{version}/deploy",
+        "/models/{version}/approve",
+        "/health",
+    }
 
 
 def test_api_stage_is_throttled_and_logged(transformed: dict[str, Any]) -> None:
@@ -466,7 +494,7 @@ def test_each_functions_timeout_is_what_its_settings_budget_against(
         assert int(env["FUNCTION_TIMEOUT_S"]) == props["Timeout"], name
         Settings(_env_file=None, function_timeout_s=props["Timeout"])  # the default budget fits
         checked += 1
-    assert checked == 6
+    assert checked == 8
 
 
 def test_cloudwatch_alarms_can_publish_to_the_encrypted_operations_topic(

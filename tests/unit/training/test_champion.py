@@ -113,7 +113,10 @@ def test_a_channel_folder_its_tarball_and_an_unpacked_artifact_load_alike(
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     channel = tmp_path / "champion"
     archive = pack(model_dir, channel / "model.tar.gz")
-    for source in (channel, archive, model_dir):
+    # The one file of a channel whose S3Prefix is the object's key, whatever its name.
+    renamed = tmp_path / "renamed"
+    pack(model_dir, renamed / "output-model")
+    for source in (channel, archive, model_dir, renamed):
         champion = load_champion(source, CLASSES, CPU)
         assert champion.model_version == "cifar100-r20261101000000abcd-final"
         assert champion.training_job_name == champion.model_version
@@ -311,4 +314,6 @@ def test_an_empty_missing_or_unrecognised_channel(tmp_path):
     refused(tmp_path / "absent", "does not exist")
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "weights.bin").write_bytes(b"x")
+    refused(tmp_path / "other", "is not a readable model.tar.gz")  # the one file: an archive
+    (tmp_path / "other" / "notes.txt").write_bytes(b"x")
     refused(tmp_path / "other", "holds neither model.tar.gz nor an unpacked artifact")

@@ -22,7 +22,7 @@ from retraining.sagemaker import autoscaling
 from retraining.settings import Settings
 from tests.support.run_flow import (
     ARN,
-    expect_describe_final,
+    expect_gate,
     finish_training,
     finish_tuning,
     settle,
@@ -116,13 +116,14 @@ def scaling() -> Iterator[StubbedAutoScaling]:
 
 
 @pytest.fixture
-def deps(settings, sagemaker, store, scaling) -> Deps:
+def deps(settings, sagemaker, store, scaling, s3_double) -> Deps:
     return Deps(
         settings_factory=lambda: settings,
         sagemaker_factory=lambda: sagemaker.client,
         sagemaker_runtime_factory=lambda: None,
         store_factory=lambda: store,
         application_autoscaling_factory=lambda: scaling.client,
+        s3_factory=lambda: s3_double.client,
     )
 
 
@@ -142,7 +143,7 @@ def update_to(
 ) -> dict[str, Any]:
     """Final job completed, a champion is serving OLD_CONFIG on ``live_instance_type``;
     ``refused``: UpdateEndpoint fails with that message (and the endpoint stays as it was)."""
-    expect_describe_final(sagemaker, run, test_acc=0.7)
+    expect_gate(deps, sagemaker, run, test_acc=0.7)
     sagemaker.expect("create_model", {"ModelArn": f"{ARN}:model/x"})
     sagemaker.expect("create_endpoint_config", {"EndpointConfigArn": f"{ARN}:endpoint-config/x"})
     sagemaker.expect("describe_endpoint", endpoint_description("InService", OLD_CONFIG))
@@ -241,7 +242,7 @@ def test_rolled_back_update_keeps_the_old_variant_scaled(deps, sagemaker, store,
     finish_tuning(deps, sagemaker, run)
     update_to(deps, sagemaker, run, live_instance_type="ml.m5.large")
     scaling.expect_registration()
-    outcome = settle(deps, sagemaker, run, "InService", OLD_CONFIG)
+    outcome = settle(deps, sagemaker, run, "InService", OLD_CONFIG, reject_package=True)
     assert outcome["action"] == "rolled_back"
     assert outcome["autoscaling"].startswith("auto-scaling 1-4")
 
@@ -314,7 +315,7 @@ def test_instance_type_change_with_no_registered_target_goes_on(deps, sagemaker,
 
 
 @pytest.mark.parametrize(("low", "high"), [(1, 1), (3, 3), (4, 2)])
-def test_off_when_max_is_not_above_min(sagemaker, store, low, high):
+def test_off_when_max_is_not_above_min(sagemaker, store, s3_double, low, high):
     def no_client() -> Any:
         raise AssertionError("auto-scaling is off: no client may be built")
 
@@ -326,6 +327,7 @@ def test_off_when_max_is_not_above_min(sagemaker, store, low, high):
         sagemaker_runtime_factory=lambda: None,
         store_factory=lambda: store,
         application_autoscaling_factory=no_client,
+        s3_factory=lambda: s3_double.client,
     )
     store.set_champion({"run_id": "r20261101000000aaaa", "metrics": {"test_acc": 0.6}})
     run = start(deps, sagemaker)

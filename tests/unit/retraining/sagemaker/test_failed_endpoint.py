@@ -9,7 +9,7 @@ import pytest
 from retraining import workflow
 from retraining.aws_errors import RetryLater, is_retryable
 from retraining.records import RunStatus
-from tests.support.run_flow import ARN, expect_describe_final, finish_tuning, start
+from tests.support.run_flow import ARN, expect_gate, finish_tuning, start
 from tests.support.sagemaker_double import endpoint_description, load_event
 
 OLD_CONFIG = "cifar100-r20261101000000aaaa"
@@ -19,7 +19,7 @@ def deliver_training_completed(
     deps, sagemaker, run, endpoint: dict | None, created: bool, then=None
 ):
     """One delivery of the final job's Completed event up to DescribeEndpoint."""
-    expect_describe_final(sagemaker, run, test_acc=0.7)
+    expect_gate(deps, sagemaker, run, test_acc=0.7)
     if created:
         sagemaker.expect("create_model", {"ModelArn": f"{ARN}:model/x"})
         sagemaker.expect("create_endpoint_config", {"EndpointConfigArn": f"{ARN}:ec/x"})
@@ -205,7 +205,7 @@ def test_update_endpoint_before_its_config_is_visible_is_retried(deps, sagemaker
 
 
 def test_endpoint_config_before_its_model_is_visible_is_retried(deps, sagemaker, store, trained):
-    expect_describe_final(sagemaker, trained, test_acc=0.7)
+    expect_gate(deps, sagemaker, trained, test_acc=0.7)
     sagemaker.expect("create_model", {"ModelArn": f"{ARN}:model/x"})
     sagemaker.fail(
         "create_endpoint_config",

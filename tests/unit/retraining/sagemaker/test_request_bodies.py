@@ -14,7 +14,7 @@ from retraining.overrides import TuneOverrides
 from retraining.records import new_run_id
 from retraining.sagemaker import names, request_bodies
 from retraining.settings import Settings
-from tests.support.sagemaker_double import T, make_settings
+from tests.support.sagemaker_double import T, make_settings, model_artifact, package_arn
 
 RUN_ID = new_run_id(T)
 BEST = {
@@ -249,7 +249,7 @@ def test_the_bake_period_is_read_from_the_environment(monkeypatch: pytest.Monkey
     [
         (
             "CreateModel",
-            request_bodies.model_request(make_settings(), RUN_ID, "s3://b/m.tar.gz"),
+            request_bodies.model_request(make_settings(), RUN_ID, package_arn(3)),
         ),
         (
             "CreateEndpointConfig",
@@ -261,6 +261,49 @@ def test_the_bake_period_is_read_from_the_environment(monkeypatch: pytest.Monkey
 )
 def test_deployment_requests_match_the_service_model(operation, request_):
     assert_valid(operation, request_)
+
+
+def test_the_model_is_the_registered_package_and_nothing_else():
+    """Image, artifact and environment come from the package: a CreateModel that also named
+    them could serve something the registry does not show."""
+    request = request_bodies.model_request(make_settings(), RUN_ID, package_arn(3))
+    assert request == {
+        "ModelName": f"cifar100-{RUN_ID}",
+        "ExecutionRoleArn": "arn:aws:iam::123456789012:role/cifar100-sagemaker",
+        "PrimaryContainer": {"ModelPackageName": package_arn(3)},
+        "Tags": [
+            {"Key": "project", "Value": "cifar100"},
+            {"Key": "run-id", "Value": RUN_ID},
+        ],
+    }
+
+
+def test_the_final_job_gets_the_champion_as_a_channel_when_one_serves():
+    settings = make_settings()
+    champion = model_artifact("r20261101000000aaaa")
+    first = request_bodies.final_training_request(settings, RUN_ID, TuneOverrides(), BEST)
+    later = request_bodies.final_training_request(settings, RUN_ID, TuneOverrides(), BEST, champion)
+    assert_valid("CreateTrainingJob", later)
+    assert [c["ChannelName"] for c in first["InputDataConfig"]] == [
+        "train",
+        "test",
+        "inference_code",
+    ]
+    (channel,) = [c for c in later["InputDataConfig"] if c["ChannelName"] == "champion"]
+    assert channel == {
+        "ChannelName": "champion",
+        "DataSource": {
+            "S3DataSource": {
+                "S3DataType": "S3Prefix",
+                "S3Uri": champion,
+                "S3DataDistributionType": "FullyReplicated",
+            }
+        },
+        "InputMode": "File",
+    }
+    # The comparison is reported through the same regexes as every final metric.
+    names_ = {d["Name"] for d in later["AlgorithmSpecification"]["MetricDefinitions"]}
+    assert set(metric_definitions.COMPARISON_METRICS) <= names_
 
 
 def test_names_tell_final_jobs_from_trials():

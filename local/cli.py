@@ -389,6 +389,16 @@ def model_line(model: dict[str, Any]) -> str:
     return f"{line}  {reason}" if reason else line
 
 
+def print_all(items: Any, line: Any, none: str) -> None:
+    """One line per item, as the pages arrive; ``none`` on stderr when there is nothing."""
+    listed = 0
+    for item in items:
+        print(line(item))
+        listed += 1
+    if not listed:
+        print(none, file=sys.stderr)
+
+
 def run_command(
     args: argparse.Namespace,
     api: ApiClient,
@@ -416,19 +426,10 @@ def run_command(
         watching.append(args.run_id)
         print(summary(api.watch(args.run_id, out=say)))
     elif args.command == "runs":
-        listed = 0
-        for run in api.runs():
-            print(run_line(run))
-            listed += 1
-        if not listed:
-            print(f"no runs yet; start one with {prog} tune", file=sys.stderr)
+        print_all(api.runs(), run_line, f"no runs yet; start one with {prog} tune")
     elif args.command == "models":
-        listed = 0
-        for model in api.models():
-            print(model_line(model))
-            listed += 1
-        if not listed:
-            print(f"no model registered yet; a run registers one ({prog} tune)", file=sys.stderr)
+        none = f"no model registered yet; a run registers one ({prog} tune)"
+        print_all(api.models(), model_line, none)
     elif args.command == "promote":
         accepted = api.promote(args.version)
         say(f"run {accepted['run_id']} deploys version {args.version} ({accepted['status']})")

@@ -87,23 +87,20 @@ class ApiClient:
 
     def runs(self, page_size: int = 100) -> Iterator[Any]:
         """Every run, newest first, page after page (following ``next_cursor``)."""
+        return self._pages("/jobs", "runs", page_size)
+
+    def _pages(self, path: str, key: str, page_size: int) -> Iterator[Any]:
         params: dict[str, Any] = {"limit": page_size}
         while True:
-            page = self._json(self.http.get("/jobs", params=params))
-            yield from page["runs"]
+            page = self._json(self.http.get(path, params=params))
+            yield from page[key]
             if not page.get("next_cursor"):
                 return
             params["cursor"] = page["next_cursor"]
 
     def models(self, page_size: int = 50) -> Iterator[Any]:
         """Every registered version, newest first (following ``next_cursor``)."""
-        params: dict[str, Any] = {"limit": page_size}
-        while True:
-            page = self._json(self.http.get("/models", params=params))
-            yield from page["models"]
-            if not page.get("next_cursor"):
-                return
-            params["cursor"] = page["next_cursor"]
+        return self._pages("/models", "models", page_size)
 
     def promote(self, version: int) -> Any:
         return self._json(self.http.post(f"/models/{version}/deploy"))

@@ -33,6 +33,18 @@ def external_path(request: Request, path: str) -> str:
     return f"{request.scope.get('root_path', '')}{path}"
 
 
+def run_already_active(request: Request, busy: RunAlreadyActive) -> ApiError:
+    """409 with the active run's Location: what a start of any kind answers when busy."""
+    active = busy.active_run_id
+    headers = {"Location": external_path(request, f"/jobs/{active}")} if active else None
+    return ApiError(
+        409,
+        "run_already_active",
+        f"run {active} is still active; retry when it has finished",
+        headers=headers,
+    )
+
+
 @router.post(
     "/tune",
     status_code=202,
@@ -55,14 +67,7 @@ async def start_tuning(
     except DataMissing as exc:  # also before the slot: no run record is written
         raise ApiError(409, "training_data_missing", str(exc)) from None
     except RunAlreadyActive as exc:
-        active = exc.active_run_id
-        headers = {"Location": external_path(request, f"/jobs/{active}")} if active else None
-        raise ApiError(
-            409,
-            "run_already_active",
-            f"run {active} is still active; retry when it has finished",
-            headers=headers,
-        ) from None
+        raise run_already_active(request, exc) from None
     except ClientError as exc:
         # start_run has already marked the run FAILED (and freed the slot).
         code = exc.response.get("Error", {}).get("Code", "error")

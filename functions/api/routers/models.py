@@ -12,7 +12,7 @@ from api.blocking import call_blocking
 from api.dependencies import DepsDep
 from api.errors import ApiError
 from api.responses import error_responses
-from api.routers.jobs import external_path
+from api.routers.jobs import external_path, run_already_active
 from api.schemas import CurrentModel, DeployAccepted, ModelPage, ModelVersionOut
 from retraining import model_versions
 from retraining.aws_errors import RetryLater, error_code
@@ -119,14 +119,7 @@ async def deploy_model(
     except RetryLater as exc:
         raise ApiError(409, "endpoint_busy", str(exc), headers={"Retry-After": "60"}) from None
     except RunAlreadyActive as exc:
-        active = exc.active_run_id
-        headers = {"Location": external_path(request, f"/jobs/{active}")} if active else None
-        raise ApiError(
-            409,
-            "run_already_active",
-            f"run {active} is still active; retry when it has finished",
-            headers=headers,
-        ) from None
+        raise run_already_active(request, exc) from None
     except (ClientError, BotoCoreError) as exc:
         code = error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
         raise ApiError(

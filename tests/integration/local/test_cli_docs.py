@@ -161,6 +161,8 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
     def start_promotion(version: int, deps: Any, trigger: str = "promote") -> RunRecord:
         # The real one's registry checks, then a run that deploys (the endpoint stands in).
+        for timer in timers:  # the doc's `tune` without --watch: its run ends first
+            timer.join(10)
         run = store.create(
             RunRecord(
                 run_id=f"r2026120113{next(started):04d}beef",

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     train_data_s3_uri: str = ""
     test_data_s3_uri: str = ""
     training_instance_type: str = "ml.g5.xlarge"
+    # Instances of the final training job: above 1 (or on GPU instances) the PyTorch
+    # container launches torchrun across every GPU of every instance (torch_distributed).
+    training_instance_count: int = Field(1, ge=1, le=20)
     tuning_instance_type: str = "ml.g5.xlarge"
     endpoint_instance_type: str = "ml.m5.large"
     allowed_instance_types: CommaList = [

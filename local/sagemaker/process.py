@@ -50,6 +50,21 @@ def command_line(hyperparameters: dict[str, str]) -> tuple[str, list[str]]:
     return decode_hyperparameter(program), args
 
 
+def torchrun_processes(job: dict[str, Any]) -> int | None:
+    """How many processes torchrun starts for this job, None when it runs without torchrun.
+
+    In AWS, ``sagemaker_torch_distributed_enabled`` makes the PyTorch container run
+    ``torchrun --nnodes <instances> --nproc_per_node <GPUs, or 1 on CPU>``
+    (sagemaker-training-toolkit). Locally every instance is one CPU process: a
+    ``--nproc_per_node <InstanceCount>`` torchrun on this machine."""
+    flag = decode_hyperparameter(
+        job.get("HyperParameters", {}).get("sagemaker_torch_distributed_enabled", "false")
+    )
+    if flag.lower() != "true":
+        return None
+    return int(job.get("ResourceConfig", {}).get("InstanceCount", 1))
+
+
 def _die_with_parent() -> None:
     """Linux: the job dies with the thread that watches it, even on SIGKILL of the stack."""
     try:
@@ -91,9 +106,18 @@ class TrainingProcess:
         limit = self.job.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400)
         started = time.monotonic()
         tail: list[str] = []
+        processes = torchrun_processes(self.job)
+        launcher = (
+            [
+                *("-m", "torch.distributed.run", "--standalone", "--nnodes", "1"),
+                *("--nproc_per_node", str(processes)),
+            ]
+            if processes
+            else []
+        )
         with self.log_path.open("w") as log:
             self._proc = subprocess.Popen(
-                [sys.executable, program, *args],
+                [sys.executable, *launcher, program, *args],
                 cwd=code_dir,
                 env=env,
                 stdout=subprocess.PIPE,
@@ -144,6 +168,10 @@ class TrainingProcess:
             if not path.exists():
                 raise ValueError(f"channel {channel['ChannelName']}: {path} does not exist")
             channels[channel["ChannelName"]] = path
+        instances = int(self.job.get("ResourceConfig", {}).get("InstanceCount", 1))
+        hosts = [f"algo-{n}" for n in range(1, instances + 1)]
+        # The machine's threads, shared by the instances' processes.
+        threads = max(1, self.threads // instances)
         env = dict(os.environ)
         env.update(
             {
@@ -151,16 +179,16 @@ class TrainingProcess:
                 "SM_OUTPUT_DATA_DIR": str(self.output_dir),
                 "SM_OUTPUT_DIR": str(self.output_dir.parent),
                 "SM_NUM_GPUS": "0",
-                "SM_NUM_CPUS": str(self.threads),
+                "SM_NUM_CPUS": str(threads),
                 "SM_CURRENT_HOST": "algo-1",
-                "SM_HOSTS": '["algo-1"]',
+                "SM_HOSTS": json.dumps(hosts),
                 "SM_CHANNELS": json.dumps(sorted(channels)),
                 "SM_HPS": json.dumps(
                     {k: decode_hyperparameter(v) for k, v in hyperparameters.items()}
                 ),
                 "SM_TRAINING_ENV": json.dumps({"job_name": self.job["TrainingJobName"]}),
                 "TRAINING_JOB_NAME": self.job["TrainingJobName"],
-                "OMP_NUM_THREADS": str(self.threads),
+                "OMP_NUM_THREADS": str(threads),
                 "PYTHONUNBUFFERED": "1",
             }
         )

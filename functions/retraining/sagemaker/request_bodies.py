@@ -6,6 +6,8 @@ against botocore's service model there.
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import metric_definitions
@@ -95,11 +97,30 @@ def _channel(name: str, s3_uri: str) -> dict[str, Any]:
     }
 
 
-def _resources(settings: Settings, instance_type: str) -> dict[str, Any]:
+def _resources(settings: Settings, instance_type: str, count: int = 1) -> dict[str, Any]:
     return {
         "InstanceType": instance_type,
-        "InstanceCount": 1,
+        "InstanceCount": count,
         "VolumeSizeInGB": settings.training_volume_gb,
+    }
+
+
+#: Accelerated instance families (ml.g5, ml.p4d, ...): the container starts one process per GPU.
+_GPU_FAMILY = re.compile(r"^ml\.(g|p)\d")
+
+
+def distribution_hyperparameters(instance_type: str, count: int) -> dict[str, str]:
+    """The SageMaker Python SDK's ``distribution={"torch_distributed": {"enabled": True}}``:
+    the PyTorch container then runs the entry point under ``torchrun --nnodes <count>
+    --nproc_per_node <GPUs, or 1 on CPU>`` (sagemaker-training-toolkit: torch_distributed.py,
+    runner.py), values JSON-encoded as the SDK sends them. Every GPU instance type gets it
+    (one process per GPU is what uses a multi-GPU instance; a single-GPU one runs one process
+    either way); one CPU instance needs no launcher, so it gets none."""
+    if count == 1 and not _GPU_FAMILY.match(instance_type):
+        return {}
+    return {
+        "sagemaker_torch_distributed_enabled": "true",
+        "sagemaker_instance_type": json.dumps(instance_type),
     }
 
 
@@ -248,9 +269,15 @@ def final_training_request(
     on the same test images for the gate (none on the first run)."""
     prefix = settings.resource_prefix
     tuned = {k: v for k, v in best_hyperparameters.items() if not k.startswith("_")}
+    instance_type = overrides.instance_type or settings.training_instance_type
+    count = settings.training_instance_count
     return {
         "TrainingJobName": names.final_training_job_name(prefix, run_id),
-        "HyperParameters": {**static_hyperparameters(settings, FINAL_PROGRAM), **tuned},
+        "HyperParameters": {
+            **static_hyperparameters(settings, FINAL_PROGRAM),
+            **tuned,
+            **distribution_hyperparameters(instance_type, count),
+        },
         "AlgorithmSpecification": {
             "TrainingImage": settings.training_image_uri,
             "TrainingInputMode": "File",
@@ -266,9 +293,9 @@ def final_training_request(
             *([_channel("champion", champion_model_data_url)] if champion_model_data_url else []),
         ],
         "OutputDataConfig": {"S3OutputPath": f"{s3_run_prefix(settings, run_id)}/final"},
-        "ResourceConfig": _resources(
-            settings, overrides.instance_type or settings.training_instance_type
-        ),
+        # Every instance gets every channel (FullyReplicated): the ranks shard each epoch
+        # themselves, from one seeded permutation (docs/training.md).
+        "ResourceConfig": _resources(settings, instance_type, count),
         "StoppingCondition": _stopping_condition(settings),
         "TensorBoardOutputConfig": {
             "S3OutputPath": f"{s3_run_prefix(settings, run_id)}/tensorboard",

@@ -35,12 +35,18 @@ FAKE_TRAIN = textwrap.dedent(
         print("error: the data channel is empty")
         sys.exit(2)
     time.sleep(args.sleep)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun: rank 0 alone reports and writes
+        sys.exit(0)
     for e in range(1, args.epochs + 1):
         print(f"epoch={e} train_loss=1.0 val_acc={min(0.99, args.learning_rate * 10):.4f}")
     print("test_loss=0.5000 test_acc=0.7500")
     model_dir = os.environ["SM_MODEL_DIR"]
     with open(os.path.join(model_dir, "model.txt"), "w") as f:
         json.dump({"train": os.listdir(os.environ["SM_CHANNEL_TRAIN"]), "lr": args.learning_rate}, f)
+    if "WORLD_SIZE" in os.environ:
+        with open(os.path.join(model_dir, "launch.json"), "w") as f:
+            keys = ("WORLD_SIZE", "LOCAL_WORLD_SIZE", "SM_HOSTS", "SM_NUM_CPUS", "MASTER_ADDR")
+            json.dump({k: os.environ.get(k) for k in keys}, f)
     with open(os.path.join(os.environ["SM_OUTPUT_DATA_DIR"], "metrics.json"), "w") as f:
         f.write("{}")
     """

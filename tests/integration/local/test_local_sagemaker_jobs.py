@@ -40,6 +40,25 @@ def test_training_job_runs_under_the_container_contract(
     assert emitted.of(TRAINING)[-1]["detail"]["Tags"] == {"stage": "final"}
 
 
+def test_a_torch_distributed_job_runs_one_torchrun_process_per_instance(
+    sm: Any, s3: LocalS3
+) -> None:
+    """The container's torch_distributed launcher: torchrun over every instance (one CPU
+    process each locally), the same SM_* contract, rank 0 reporting."""
+    request = training_request("job-ddp", sagemaker_torch_distributed_enabled="true")
+    request["ResourceConfig"]["InstanceCount"] = 2
+    sm.create_training_job(**request)
+    assert wait_for(lambda: job_status(sm, "job-ddp"), timeout=120) == "Completed"
+    job = sm.describe_training_job(TrainingJobName="job-ddp")
+    metrics = {m["MetricName"]: m["Value"] for m in job["FinalMetricDataList"]}
+    assert metrics == {"val_acc": 0.1, "test_acc": 0.75}
+    with tarfile.open(s3.path(job["ModelArtifacts"]["S3ModelArtifacts"])) as tar:
+        launch = json.load(tar.extractfile("launch.json"))
+    assert launch["WORLD_SIZE"] == launch["LOCAL_WORLD_SIZE"] == "2"
+    assert json.loads(launch["SM_HOSTS"]) == ["algo-1", "algo-2"]
+    assert launch["SM_NUM_CPUS"] == "1"  # the job's threads shared by the two processes
+
+
 def test_failing_script_fails_the_job_with_its_error_line(sm: Any) -> None:
     sm.create_training_job(**training_request("job-bad", fail="yes"))
     assert wait_for(lambda: job_status(sm, "job-bad")) == "Failed"

@@ -250,7 +250,7 @@ def test_good_run_is_deployed_and_serves_predictions(stack: Stack) -> None:
 
 def test_a_significantly_better_run_replaces_the_champion(stack: Stack) -> None:
     first = stack.models()[0]
-    run = stack.wait(stack.tune(BETTER), TERMINAL)
+    run = stack.wait(stack.tune(BETTER), TERMINAL, timeout=1200)  # six CPU epochs
     assert run["status"] == "DEPLOYED", run
     metrics = run["metrics"]
     # The final job evaluated both models on the same test images.

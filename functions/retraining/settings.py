@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     training_instance_count: int = Field(1, ge=1, le=20)
     tuning_instance_type: str = "ml.g5.xlarge"
     endpoint_instance_type: str = "ml.m5.large"
+    # provisioned: instances that bill around the clock (blue/green with guardrails);
+    # serverless: capacity per request (ServerlessConfig), no instances to scale.
+    endpoint_type: Literal["provisioned", "serverless"] = "provisioned"
+    serverless_memory_mb: int = Field(3072, ge=1024, le=6144, multiple_of=1024)
+    serverless_max_concurrency: int = Field(5, ge=1, le=200)
+    serverless_provisioned_concurrency: int = Field(0, ge=0, le=200)  # 0: none (cold starts)
     allowed_instance_types: CommaList = [
         "ml.g5.xlarge",
         "ml.g4dn.xlarge",
@@ -160,6 +166,7 @@ class Settings(BaseSettings):
                 f"= {worst:g} s exceeds {PREDICT_BUDGET_S:g} s (API Gateway times out at 29 s)"
             )
         self._check_client_budget()
+        self._check_serverless()
         if self.debugger_enabled and _DLC_WITHOUT_SMDEBUG.search(self.training_image_uri):
             raise ValueError(
                 "DEBUGGER_ENABLED=true needs a training image with smdebug installed: "
@@ -168,6 +175,20 @@ class Settings(BaseSettings):
                 "TrainingImageUri to an image with smdebug, or leave the debugger off)"
             )
         return self
+
+    def _check_serverless(self) -> None:
+        if self.endpoint_type != "serverless":
+            return
+        if self.deployment_strategy == "canary":
+            raise ValueError(
+                "DEPLOYMENT_STRATEGY=canary needs ENDPOINT_TYPE=provisioned: deployment "
+                "guardrails (canary traffic shifting, auto-rollback) apply to real-time "
+                "endpoints on instances only"
+            )
+        if self.serverless_provisioned_concurrency > self.serverless_max_concurrency:
+            raise ValueError(
+                "SERVERLESS_PROVISIONED_CONCURRENCY must not exceed SERVERLESS_MAX_CONCURRENCY"
+            )
 
     def _check_client_budget(self) -> None:
         worst = worst_call_s(

@@ -53,7 +53,12 @@ def _emit_failure_metric(settings: Settings) -> None:
 
 
 def enabled(settings: Settings) -> bool:
-    return settings.endpoint_max_capacity > settings.endpoint_min_capacity
+    """A provisioned endpoint whose max capacity exceeds its min (a serverless one scales by
+    itself: nothing to register)."""
+    return (
+        settings.endpoint_type == "provisioned"
+        and settings.endpoint_max_capacity > settings.endpoint_min_capacity
+    )
 
 
 def resource_id(settings: Settings) -> str:

@@ -369,17 +369,27 @@ def model_request(settings: Settings, run_id: str, model_package_arn: str) -> di
 
 def endpoint_config_request(settings: Settings, run_id: str) -> dict[str, Any]:
     prefix = settings.resource_prefix
+    variant: dict[str, Any] = {
+        "VariantName": settings.endpoint_variant_name,
+        "ModelName": names.model_name(prefix, run_id),
+    }
+    if settings.endpoint_type == "serverless":
+        serverless: dict[str, int] = {
+            "MemorySizeInMB": settings.serverless_memory_mb,
+            "MaxConcurrency": settings.serverless_max_concurrency,
+        }
+        if settings.serverless_provisioned_concurrency:
+            serverless["ProvisionedConcurrency"] = settings.serverless_provisioned_concurrency
+        variant["ServerlessConfig"] = serverless
+    else:
+        variant.update(
+            InitialInstanceCount=settings.endpoint_instance_count,
+            InstanceType=settings.endpoint_instance_type,
+            InitialVariantWeight=1.0,
+        )
     return {
         "EndpointConfigName": names.endpoint_config_name(prefix, run_id),
-        "ProductionVariants": [
-            {
-                "VariantName": settings.endpoint_variant_name,
-                "ModelName": names.model_name(prefix, run_id),
-                "InitialInstanceCount": settings.endpoint_instance_count,
-                "InstanceType": settings.endpoint_instance_type,
-                "InitialVariantWeight": 1.0,
-            }
-        ],
+        "ProductionVariants": [variant],
         "Tags": names.tags(prefix, run_id),
     }
 
@@ -423,8 +433,12 @@ def update_endpoint_request(settings: Settings, run_id: str) -> dict[str, Any]:
     request: dict[str, Any] = {
         "EndpointName": settings.endpoint_name,
         "EndpointConfigName": names.endpoint_config_name(settings.resource_prefix, run_id),
-        "DeploymentConfig": deployment_config(settings),
     }
+    if settings.endpoint_type == "provisioned":
+        # Deployment guardrails (traffic shifting, baking, auto-rollback) apply to real-time
+        # endpoints on instances only; a serverless one gets SageMaker's default update, a
+        # new fleet beside the old one and all traffic at once, and no alarm-driven rollback.
+        request["DeploymentConfig"] = deployment_config(settings)
     if autoscaling.enabled(settings):
         # Keep the instance count auto-scaling reached, not the config's initial count
         # (AWS's documented update procedure for endpoints with auto scaling).

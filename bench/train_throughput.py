@@ -112,7 +112,7 @@ def baseline(images, labels, image_size: int, batch_size: int, runtime: Runtime)
 def ours(images, labels, image_size: int, batch_size: int, runtime: Runtime):
     """The training library's step (prepare_model folds the trunk's BatchNorms)."""
     model = ResNet34Classifier(NUM_CLASSES)
-    net = prepare_model(model, runtime, num_gpus=1)
+    net = prepare_model(model, runtime)
     optimizer = torch.optim.SGD(
         model.trainable_parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4
     )

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainlib.distributed import revert_sync_batchnorm, unwrap
 from trainlib.model import ARCHITECTURE
 
 FORMAT_VERSION = 1
@@ -54,8 +55,10 @@ def build_metadata(
 
 
 def export_torchscript(model: nn.Module, image_size: int, path: Path) -> None:
-    """Trace a CPU float32 copy in eval mode; batch size stays dynamic (flatten(x, 1))."""
-    model = model.module if isinstance(model, nn.DataParallel) else model
+    """Trace a CPU float32 copy in eval mode; batch size stays dynamic (flatten(x, 1)).
+    A distributed job's model is unwrapped and its SyncBatchNorms made plain BatchNorms
+    again, so the artifact is what one process would export."""
+    model = revert_sync_batchnorm(unwrap(model))
     # Module.to takes memory_format with a device at run time; torch's stubs list it alone.
     cpu_model = model.to("cpu", memory_format=torch.contiguous_format).float().eval()  # type: ignore[call-overload]
     example = torch.zeros(2, 3, image_size, image_size)

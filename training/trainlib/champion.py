@@ -25,7 +25,8 @@ import torch
 
 from metric_definitions import CHAMPION_GATE_METRIC, GATE_P_VALUE_METRIC
 from trainlib.artifact import WEIGHTS_FILE
-from trainlib.data import ImageSet
+from trainlib.data import Images
+from trainlib.distributed import Distributed
 from trainlib.errors import InputError
 from trainlib.loop import Evaluation, Runtime, evaluate_images
 from trainlib.mcnemar import TEST_NAME, exact_mcnemar_p_value
@@ -201,12 +202,20 @@ def _load_artifact(
 
 
 def evaluate_champion(
-    path: Path, test: ImageSet, runtime: Runtime, batch_size: int
+    path: Path,
+    test: Images,
+    runtime: Runtime,
+    batch_size: int,
+    dist: Distributed | None = None,
 ) -> ChampionResult:
     """Load the champion and score it on ``test`` with its own preprocessing, under the
-    same runtime (device, precision) as the candidate."""
+    same runtime (device, precision) as the candidate. Under torchrun every rank loads it
+    and scores its shard; the per-image results are gathered (``evaluate_images``), so the
+    paired table's counts are those of the whole test set."""
     champion = load_champion(path, test.classes, runtime.device)
-    evaluation = evaluate_images(champion.model, test, champion.transform, runtime, batch_size)
+    evaluation = evaluate_images(
+        champion.model, test, champion.transform, runtime, batch_size, dist
+    )
     return ChampionResult(
         champion.model_version,
         champion.training_job_name,

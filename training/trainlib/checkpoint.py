@@ -101,15 +101,32 @@ def load_checkpoint(directory: Path, settings: dict[str, Any]) -> dict[str, Any]
     return payload
 
 
-def rng_state(generator: torch.Generator) -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state(), "batch_order": generator.get_state()}
+def process_rng_state() -> dict[str, Any]:
+    """This process's own generators: augmentation crops and dropout masks draw from them."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def restore_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
-    torch.set_rng_state(state["torch"])
+def rng_state(
+    generator: torch.Generator, ranks: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The RNG states a resumed run needs: this process's and the batch-order generator
+    (the same on every rank); ``ranks``: every rank's ``process_rng_state`` in a
+    distributed job (each rank draws its own crops and dropout masks)."""
+    state: dict[str, Any] = {**process_rng_state(), "batch_order": generator.get_state()}
+    if ranks is not None:
+        state["ranks"] = ranks
+    return state
+
+
+def restore_rng_state(
+    state: dict[str, Any], generator: torch.Generator, rank: int | None = None
+) -> None:
+    """Restore ``rng_state``; ``rank``: take that rank's own states (a distributed job)."""
+    own = state["ranks"][rank] if rank is not None and "ranks" in state else state
+    torch.set_rng_state(own["torch"])
     generator.set_state(state["batch_order"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if "cuda" in own and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(own["cuda"])

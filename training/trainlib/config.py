@@ -30,6 +30,10 @@ _FALSE = {"false", "0", "no", "n", "off"}
 #: --amp choices: mixed precision on CUDA (as always) and on CPUs with native bf16 / forced / never.
 AMP_MODES = ("auto", "on", "off")
 
+#: --data_loading choices (trainlib.data): auto (memory unless the ImageFolder channels are too
+#: big), memory, stream (ImageFolder channels only: the CIFAR pickles are read whole either way).
+DATA_LOADING_MODES = ("auto", "memory", "stream")
+
 #: CheckpointConfig's default LocalPath: SageMaker creates it only when the job has one.
 SAGEMAKER_CHECKPOINT_DIR = Path("/opt/ml/checkpoints")
 
@@ -146,9 +150,17 @@ class TrainConfig:
     """Everything a run needs, validated. Field order is --help's order within each group."""
 
     learning_rate: float = _hyper(
-        0.01, "peak learning rate of SGD after warm-up", _ranged(float, 0, 10, low_open=True)
+        0.01,
+        "peak learning rate of SGD after warm-up, for one process; under torchrun it is "
+        "multiplied by the number of processes (linear scaling rule)",
+        _ranged(float, 0, 10, low_open=True),
     )
-    batch_size: int = _hyper(128, "images per step (split across GPUs)", _ranged(int, 1, 4096))
+    batch_size: int = _hyper(
+        128,
+        "images per step of one process; under torchrun each process takes this many, "
+        "so the global batch is batch_size x processes",
+        _ranged(int, 1, 4096),
+    )
     # resume=False: a resumed run may be given more epochs (or fewer, down to its own).
     epochs: int = _hyper(10, "passes over the training split", _ranged(int, 1, 1000), resume=False)
     image_size: int = _hyper(
@@ -191,8 +203,13 @@ class TrainConfig:
         resume=True,
     )
     dropout: float = _lib(0.2, "dropout in the head", _ranged(float, 0, 0.95), resume=True)
-    freeze_backbone: bool = _lib(
-        True, "freeze the stem and layer1-3 and run them without autograd", parse_bool, resume=True
+    # None: follows pretrained (a randomly initialised trunk is trained, not frozen).
+    freeze_backbone: bool | None = _lib(
+        None,
+        "freeze the stem and layer1-3 and run them without autograd (default: the value of "
+        "--pretrained: ImageNet weights are kept frozen, a random trunk is trained)",
+        parse_bool,
+        resume=True,
     )
     log_interval: int = _lib(10, "print a batch metric line every N steps", _ranged(int, 1, 100000))
     num_workers: int = _lib(0, "CPU threads for torch (0: torch's default)", _ranged(int, 0, 64))
@@ -204,6 +221,16 @@ class TrainConfig:
         "(emulated, slow); off = fp32 everywhere",
         _lowercase,
         choices=AMP_MODES,
+    )
+    data_loading: str = _lib(
+        "auto",
+        "how ImageFolder channels are held: memory = decoded once into memory (the fast "
+        "path); stream = decoded batch by batch by DataLoader workers (data larger than "
+        "memory); auto = stream when the channels' estimated decoded size, times the "
+        "processes on this machine, is over a quarter of the available memory. The CIFAR "
+        "pickles are always read into memory. Same batches and metrics either way",
+        _lowercase,
+        choices=DATA_LOADING_MODES,
     )
     # True for the final job, which has no flag: its artifact is what gets deployed.
     save_model: bool = _lib(
@@ -261,9 +288,12 @@ class TrainConfig:
             job="final",
         ),
     )
-    # From the environment only: SageMaker sets them, no flag does.
-    num_gpus: int
+    # From the environment only: SageMaker sets it, no flag does.
     job_name: str
+
+    def __post_init__(self) -> None:
+        if self.freeze_backbone is None:  # unset: follow pretrained
+            object.__setattr__(self, "freeze_backbone", self.pretrained)
 
     def resume_settings(self) -> dict[str, float | int | bool]:
         return {f.name: getattr(self, f.name) for f, o in _options() if o.resume}
@@ -344,13 +374,6 @@ def _job_name(env: Mapping[str, str]) -> str:
     return name or "local-" + datetime.now(UTC).strftime("%Y%m%d%H%M%S")
 
 
-def _num_gpus(env: Mapping[str, str]) -> int:
-    try:
-        return max(0, int(env.get("SM_NUM_GPUS", "0")))
-    except ValueError:
-        raise InputError(f"SM_NUM_GPUS must be an integer, got {env['SM_NUM_GPUS']!r}") from None
-
-
 def parse_config(
     argv: Sequence[str] | None,
     prog: str,
@@ -361,7 +384,7 @@ def parse_config(
 ) -> TrainConfig:
     """Parse and validate; raises InputError with a one-line message on any bad input.
 
-    ``env`` supplies the job name and GPU count; the path defaults come from ``os.environ``
+    ``env`` supplies the job name; the path defaults come from ``os.environ``
     when the parser is built, as in the container.
     """
     env = os.environ if env is None else env
@@ -388,4 +411,4 @@ def parse_config(
     inference_code = values["inference_code"]
     if inference_code is not None and not inference_code.is_dir():
         raise InputError(f"inference code directory {inference_code} does not exist")
-    return TrainConfig(**values, num_gpus=_num_gpus(env), job_name=_job_name(env))
+    return TrainConfig(**values, job_name=_job_name(env))

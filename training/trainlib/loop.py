@@ -1,4 +1,10 @@
-"""Training and evaluation: device set-up, schedule, one epoch, evaluate."""
+"""Training and evaluation: device set-up, schedule, one epoch, evaluate.
+
+Under torchrun every function here runs on every rank: ``prepare_model`` wraps the model in
+DistributedDataParallel, ``train_one_epoch`` trains on the rank's share of each epoch and
+reports metrics summed over all ranks, ``evaluate_images`` scores a contiguous shard per rank
+and gathers the per-image results, so every rank returns what one process would.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +13,14 @@ import platform
 import sys
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from trainlib.config import AMP_MODES
-from trainlib.data import ImageSet, iterate_batches
+from trainlib.data import Images, epoch_batches, load_batches, shard_batches
+from trainlib.distributed import Distributed, unwrap
 from trainlib.instrumentation import Sinks
 from trainlib.model import ResNet34Classifier
 from trainlib.preprocess import augment_batch
@@ -42,13 +49,17 @@ class Runtime:
     channels_last: bool
 
     @classmethod
-    def detect(cls, amp: str = "auto") -> Runtime:
-        """``amp``: auto (CUDA, or a CPU with native bf16), on (any device), off (fp32)."""
+    def detect(cls, amp: str = "auto", device_index: int | None = None) -> Runtime:
+        """``amp``: auto (CUDA, or a CPU with native bf16), on (any device), off (fp32).
+        ``device_index``: the GPU of this rank (LOCAL_RANK) under torchrun; one process
+        uses the current one."""
         if amp not in AMP_MODES:
             raise ValueError(f"amp must be one of {AMP_MODES}, got {amp!r}")
         if torch.cuda.is_available():
+            # The current device: distributed.start made it cuda:LOCAL_RANK.
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            return cls(torch.device("cuda"), None if amp == "off" else dtype, True)
+            device = torch.device("cuda", device_index) if device_index is not None else None
+            return cls(device or torch.device("cuda"), None if amp == "off" else dtype, True)
         use_bf16 = amp == "on" or (amp == "auto" and cpu_has_native_bf16())
         return cls(torch.device("cpu"), torch.bfloat16 if use_bf16 else None, False)
 
@@ -70,18 +81,40 @@ class Runtime:
         )
 
 
-def prepare_model(model: nn.Module, runtime: Runtime, num_gpus: int) -> nn.Module:
-    """Fold the frozen trunk's BatchNorms, move to the device, DataParallel on several GPUs."""
+def prepare_model(
+    model: nn.Module,
+    runtime: Runtime,
+    dist: Distributed | None = None,
+) -> nn.Module:
+    """Fold the frozen trunk's BatchNorms and move to the device. Under torchrun (``dist``
+    with several ranks): trainable BatchNorms become SyncBatchNorm on CUDA (batch statistics
+    over the global batch; torch's SyncBatchNorm refuses CPU tensors, so under gloo each
+    rank normalises with its own batch), then DistributedDataParallel. A process drives one
+    device: several GPUs are several processes (torchrun), not DataParallel.
+    """
     if isinstance(model, ResNet34Classifier):
         model.fuse_frozen_trunk()
+    distributed = dist is not None and dist.enabled
+    if distributed and runtime.device.type == "cuda":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(runtime.device)
     if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    if runtime.device.type == "cuda" and num_gpus > 1 and torch.cuda.device_count() > 1:
-        model = nn.DataParallel(
-            model, device_ids=list(range(min(num_gpus, torch.cuda.device_count())))
-        )
+    if distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        device_ids = [runtime.device.index] if runtime.device.type == "cuda" else None
+        model = DistributedDataParallel(model, device_ids=device_ids)
     return model
+
+
+def scaled_learning_rate(learning_rate: float, world_size: int) -> float:
+    """The linear scaling rule (Goyal et al. 2017): ``world_size`` ranks with per-rank batch
+    b take one step on a global batch of ``b * world_size``, whose averaged gradient has
+    about ``1 / world_size`` of the variance; the tuned ``learning_rate`` came from
+    single-process trials with batch b, so it is multiplied by ``world_size`` (with the
+    existing warm-up easing the first steps). One process: unchanged."""
+    return learning_rate * world_size
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
@@ -96,9 +129,10 @@ def warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]
     return factor
 
 
-def _progress(iterable, total: int, desc: str):
-    """A progress bar in a terminal; plain iteration (plain log lines) anywhere else."""
-    if not sys.stderr.isatty():
+def _progress(iterable, total: int, desc: str, show: bool = True):
+    """A progress bar in a terminal; plain iteration (plain log lines) anywhere else, and on
+    every rank but 0."""
+    if not show or not sys.stderr.isatty():
         return iterable
     from tqdm import tqdm
 
@@ -115,22 +149,27 @@ class TrainState:
     transform: Callable[[torch.Tensor], torch.Tensor]
     runtime: Runtime
     global_step: int = 0
+    #: This rank's place in the job (one process by default).
+    dist: Distributed = field(default_factory=Distributed)
 
 
 def train_one_epoch(
     state: TrainState,
-    data: ImageSet,
+    data: Images,
     batch_size: int,
     epoch: int,
     sinks: Sinks,
     generator: torch.Generator,
 ) -> tuple[float, float]:
-    """One pass with augmentation; returns mean training loss and accuracy."""
+    """One pass with augmentation over this rank's share (``epoch_batches``) of ``data``;
+    returns the mean training loss and accuracy over all ranks' images. ``batch_size`` is
+    per rank. Every batch metric given to ``sinks`` is the global batch's too."""
+    dist = state.dist
     state.model.train()
     total_loss, correct, seen = 0.0, 0, 0
-    n_batches = max(1, len(data) // batch_size + (len(data) % batch_size > 1))
-    batches = iterate_batches(data, batch_size, shuffle=True, generator=generator)
-    for images, labels in _progress(batches, n_batches, f"epoch {epoch}"):
+    batches = epoch_batches(len(data), batch_size, generator, dist.rank, dist.world_size)
+    loaded = load_batches(data, batches)
+    for images, labels in _progress(loaded, len(batches), f"epoch {epoch}", dist.is_main):
         images = state.transform(augment_batch(state.runtime.to_input(images), generator=None))
         labels = labels.to(state.runtime.device, non_blocking=True)
         with state.runtime.autocast():
@@ -143,11 +182,23 @@ def train_one_epoch(
         state.scheduler.step()
         state.global_step += 1
         batch_loss = loss.item()
-        batch_correct = (logits.argmax(1) == labels).sum().item()
-        total_loss += batch_loss * len(labels)
+        batch_correct = int((logits.argmax(1) == labels).sum().item())
+        batch_seen = len(labels)
+        if dist.enabled:  # the global batch: sums of loss x count and of right answers
+            loss_sum, right, count = dist.all_reduce_sums(
+                [batch_loss * batch_seen, batch_correct, batch_seen]
+            )
+            batch_correct, batch_seen = round(right), round(count)
+            batch_loss = loss_sum / batch_seen
+            total_loss += loss_sum
+        else:
+            total_loss += batch_loss * batch_seen
         correct += batch_correct
-        seen += len(labels)
-        sinks.batch(epoch, state.global_step, batch_loss, batch_correct / len(labels))
+        seen += batch_seen
+        sinks.batch(epoch, state.global_step, batch_loss, batch_correct / batch_seen)
+    # Without SyncBatchNorm each rank's running statistics followed its own batches: rank
+    # 0's go to all, so every rank evaluates (and rank 0 exports) the same model.
+    dist.broadcast_buffers(unwrap(state.model))
     return total_loss / max(1, seen), correct / max(1, seen)
 
 
@@ -167,33 +218,49 @@ class Evaluation:
 @torch.inference_mode()
 def evaluate_images(
     model: nn.Module,
-    data: ImageSet,
+    data: Images,
     transform: Callable[[torch.Tensor], torch.Tensor],
     runtime: Runtime,
     batch_size: int,
+    dist: Distributed | None = None,
 ) -> Evaluation:
     """Per-image results (no smoothing in the loss), with the serving preprocessing
-    ``transform``; the champion comparison pairs two of these on the same images."""
+    ``transform``; the champion comparison pairs two of these on the same images.
+
+    Under torchrun each rank scores its contiguous shard (``shard_batches``); the loss sums
+    are all-reduced and the per-image results gathered, so every rank returns the whole
+    set's ``Evaluation`` in the set's order, as one process computes it on the same weights.
+    """
+    dist = dist or Distributed()
+    # The bare model: DDP's forward may sync buffers, a collective that shards of unequal
+    # batch counts would deadlock on; evaluation needs none of it.
+    model = unwrap(model)
     model.eval()
     total_loss = 0.0
     correct: list[torch.Tensor] = []
-    for images, labels in iterate_batches(data, batch_size, shuffle=False):
+    batches = shard_batches(len(data), batch_size, dist.rank, dist.world_size)
+    for images, labels in load_batches(data, batches):
         inputs = transform(runtime.to_input(images))
         labels = labels.to(runtime.device)
         with runtime.autocast():
             logits = model(inputs).float()
         total_loss += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
         correct.append((logits.argmax(1) == labels).cpu())
-    return Evaluation(total_loss / len(data), torch.cat(correct))
+    right = torch.cat(correct) if correct else torch.zeros(0, dtype=torch.bool)
+    if dist.enabled:
+        (total_loss,) = dist.all_reduce_sums([total_loss])
+        right = dist.gather_shards(right, len(data))
+    return Evaluation(total_loss / len(data), right)
 
 
 def evaluate(
     model: nn.Module,
-    data: ImageSet,
+    data: Images,
     transform: Callable[[torch.Tensor], torch.Tensor],
     runtime: Runtime,
     batch_size: int,
+    dist: Distributed | None = None,
 ) -> tuple[float, float]:
     """Mean cross-entropy (no smoothing) and accuracy, with the serving preprocessing."""
-    result = evaluate_images(model, data, transform, runtime, batch_size)
+    result = evaluate_images(model, data, transform, runtime, batch_size, dist)
     return result.loss, result.accuracy

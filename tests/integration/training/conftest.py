@@ -43,8 +43,7 @@ class Job:
         )
 
 
-@pytest.fixture
-def job(tmp_path: Path) -> Job:
+def make_job(tmp_path: Path) -> Job:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SMDEBUG"))}
     env.update(
         SM_CHANNEL_TRAIN=str(tmp_path / "data" / "train"),
@@ -58,6 +57,26 @@ def job(tmp_path: Path) -> Job:
         TORCH_HOME=str(tmp_path / "torch-home"),  # empty: never a cached download
         PYTHONWARNINGS="ignore",
     )
+    for name in (
+        "WORLD_SIZE",
+        "RANK",
+        "LOCAL_RANK",
+        "LOCAL_WORLD_SIZE",
+        "MASTER_ADDR",
+        "MASTER_PORT",
+    ):
+        env.pop(name, None)  # a plain job is one process, whatever launched pytest
     (tmp_path / "model").mkdir()  # SageMaker creates it before the script starts
     (tmp_path / "sm-output").mkdir()
     return Job(tmp_path, env)
+
+
+@pytest.fixture
+def job(tmp_path: Path) -> Job:
+    return make_job(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def module_job(tmp_path_factory: pytest.TempPathFactory) -> Job:
+    """A job whose runs several tests of one module share (its root is the module's)."""
+    return make_job(tmp_path_factory.mktemp("job"))

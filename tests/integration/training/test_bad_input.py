@@ -15,6 +15,8 @@ from trainlib.synthetic import class_names, write_dataset
 FAST = [
     "--pretrained",
     "false",
+    "--freeze_backbone",
+    "true",
     "--image_size",
     "32",
     "--epochs",

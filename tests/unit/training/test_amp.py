@@ -67,7 +67,7 @@ def _layer4_output_dtype(model: ResNet34Classifier, x: torch.Tensor) -> torch.dt
 
 
 def test_layer4_runs_in_bf16_only_on_maps_wide_enough_to_gain():
-    model = prepare_model(ResNet34Classifier(3, hidden_units=8), BF16, num_gpus=1).train()
+    model = prepare_model(ResNet34Classifier(3, hidden_units=8), BF16).train()
     assert _layer4_output_dtype(model, torch.randn(2, 3, 32, 32)) == torch.float32  # 2x2 map
     assert _layer4_output_dtype(model, torch.randn(2, 3, 64, 64)) == torch.bfloat16  # 4x4 map
 
@@ -76,7 +76,7 @@ def test_bf16_step_trains_with_fp32_weights_and_gradients(tmp_path):
     image_size = 64  # layer4 + head in bf16 too (the 2x2 map of 32px keeps them fp32)
     torch.manual_seed(0)
     model = ResNet34Classifier(4, hidden_units=16, dropout=0.0)
-    net = prepare_model(model, BF16, num_gpus=1).train()
+    net = prepare_model(model, BF16).train()
     optimizer = torch.optim.SGD(model.trainable_parameters(), lr=0.05, momentum=0.9)
     criterion = nn.CrossEntropyLoss()
     x, y = torch.randn(8, 3, image_size, image_size), torch.arange(8) % 4

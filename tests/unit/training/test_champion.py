@@ -131,7 +131,7 @@ def test_the_same_model_as_candidate_and_champion_is_no_difference(artifact, tmp
     transform = build_eval_transform(
         json.loads((model_dir / "metadata.json").read_text())["preprocess"]
     )
-    candidate = evaluate_images(prepare_model(model, FP32, 0), test_set, transform, FP32, 8)
+    candidate = evaluate_images(prepare_model(model, FP32), test_set, transform, FP32, 8)
     champion = evaluate_champion(channel, test_set, FP32, 8)
     assert torch.equal(candidate.correct, champion.evaluation.correct)
     comparison = Comparison.of(candidate.correct, champion.evaluation.correct)

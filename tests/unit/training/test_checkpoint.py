@@ -16,7 +16,8 @@ def make_config(tmp_path, name, *extra):
         "--model-dir", str(tmp_path / name / "model"),
         "--output-data-dir", str(tmp_path / name / "output"),
         "--checkpoint-dir", str(tmp_path / name / "checkpoints"),
-        "--pretrained", "false", "--image_size", "32", "--batch_size", "8",
+        "--pretrained", "false", "--freeze_backbone", "true", "--image_size", "32",
+        "--batch_size", "8",
         "--hidden_units", "32", "--epochs", "3", "--amp", "off", *extra,
     ]  # fmt: skip
     return parse_config(argv, "train_model.py", "test", env={})

@@ -13,14 +13,13 @@ def parse(argv, env=None):
 
 
 def test_paths_default_to_the_sagemaker_environment(sm_env):
-    config = parse([], env={"TRAINING_JOB_NAME": "cifar100-r1-final", "SM_NUM_GPUS": "4"})
+    config = parse([], env={"TRAINING_JOB_NAME": "cifar100-r1-final"})
     assert config.train == Path(sm_env["SM_CHANNEL_TRAIN"])
     assert config.test == Path(sm_env["SM_CHANNEL_TEST"])
     assert config.model_dir == Path(sm_env["SM_MODEL_DIR"])
     assert config.output_data_dir == Path(sm_env["SM_OUTPUT_DATA_DIR"])
     assert config.inference_code is None
     assert config.job_name == "cifar100-r1-final"
-    assert config.num_gpus == 4
 
 
 def test_hyperparameters_arrive_as_sagemaker_passes_them(sm_env):
@@ -126,10 +125,11 @@ FLAGS = {
     "--warmup_epochs": 1.0,
     "--hidden_units": 512,
     "--dropout": 0.2,
-    "--freeze_backbone": True,
+    "--freeze_backbone": None,  # follows --pretrained
     "--log_interval": 10,
     "--num_workers": 0,
     "--amp": "auto",
+    "--data_loading": "auto",
     "--_tuning_objective_metric": None,
     "--train": None,
     "--test": None,
@@ -271,3 +271,29 @@ def test_the_champion_channel_is_optional_and_the_final_jobs_alone(sm_env, monke
     assert "--champion" not in build_parser("hpo.py", "x", checkpointing=False).format_help()
     with pytest.raises(InputError, match="--champion"):
         trial(["--champion", str(tmp_path)])
+
+
+@pytest.mark.parametrize(
+    ("argv", "frozen"),
+    [
+        ([], True),  # ImageNet weights: the trunk stays frozen, as always
+        (["--pretrained", "False"], False),  # a random trunk is trained, not frozen
+        (["--pretrained", "false", "--freeze_backbone", "true"], True),  # set: kept
+        (["--pretrained", "true", "--freeze_backbone", '"false"'], False),
+    ],
+)
+def test_freeze_backbone_follows_pretrained_unless_set(sm_env, argv, frozen):
+    config = parse(argv)
+    assert config.freeze_backbone is frozen
+    assert config.resume_settings()["freeze_backbone"] is frozen  # what a checkpoint records
+
+
+@pytest.mark.parametrize(
+    ("text", "mode"), [("auto", "auto"), ('"Stream"', "stream"), ("memory", "memory")]
+)
+def test_data_loading_is_a_library_option(sm_env, text, mode):
+    config = parse(["--data_loading", text])
+    assert config.data_loading == mode
+    assert "data_loading" not in config.resume_settings()  # same batches either way
+    with pytest.raises(InputError, match="--data_loading"):
+        parse(["--data_loading", "disk"])

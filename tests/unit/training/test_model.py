@@ -110,6 +110,6 @@ def test_prepare_model_folds_the_frozen_trunk():
     from trainlib.loop import Runtime, prepare_model
 
     model = ResNet34Classifier(3, hidden_units=8)
-    prepare_model(model, Runtime(torch.device("cpu"), None, False), num_gpus=1)
+    prepare_model(model, Runtime(torch.device("cpu"), None, False))
     assert model.trunk_fused
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.trunk.modules())

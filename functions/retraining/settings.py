@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     aws_region: str = "us-east-1"  # AWS_REGION, set by the Lambda runtime
     image_size: int = Field(128, ge=16, le=512)  # static hyperparameter for every job
     pretrained: bool = True
+    # None: the trunk is frozen exactly when it is pretrained (training/'s default).
+    freeze_backbone: bool | None = None
     warm_start: bool = True  # from the champion's tuning job (TransferLearning)
     spot_training: bool = False
     max_runtime_s: int = Field(4 * 3600, ge=60, le=5 * 24 * 3600)

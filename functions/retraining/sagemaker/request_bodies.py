@@ -36,13 +36,16 @@ def s3_run_prefix(settings: Settings, run_id: str) -> str:
 def static_hyperparameters(settings: Settings, program: str) -> dict[str, str]:
     """Fixed for every job of a run. ``sagemaker_*`` keys are how the PyTorch container's
     script mode finds the entry point in the uploaded source."""
-    return {
+    fixed = {
         "image_size": str(settings.image_size),
         "pretrained": "true" if settings.pretrained else "false",
         "sagemaker_program": program,
         "sagemaker_submit_directory": settings.training_source_s3_uri,
         "sagemaker_region": settings.aws_region,
     }
+    if settings.freeze_backbone is not None:
+        fixed["freeze_backbone"] = "true" if settings.freeze_backbone else "false"
+    return fixed
 
 
 def parameter_ranges(

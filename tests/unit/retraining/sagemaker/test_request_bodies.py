@@ -313,3 +313,17 @@ def test_names_tell_final_jobs_from_trials():
     assert names.run_id_from_final_job(prefix, f"other-{RUN_ID}-final") is None
     assert names.run_id_from_tuning_job(prefix, f"cifar100-{RUN_ID}") == RUN_ID
     assert names.run_id_from_tuning_job(prefix, "cifar100-latest") is None
+
+
+def test_freeze_backbone_is_sent_only_when_the_stack_sets_it() -> None:
+    """Unset, training freezes the trunk exactly when it is pretrained; the local stack sets
+    it for the sample data (every job of a run gets it: trials and the final job alike)."""
+    from retraining.sagemaker.request_bodies import static_hyperparameters
+    from tests.support.sagemaker_double import make_settings
+
+    assert "freeze_backbone" not in static_hyperparameters(make_settings(), "hpo.py")
+    frozen = static_hyperparameters(make_settings(freeze_backbone=True), "hpo.py")
+    assert frozen["freeze_backbone"] == "true"
+    assert static_hyperparameters(make_settings(freeze_backbone=False), "x")["freeze_backbone"] == (
+        "false"
+    )

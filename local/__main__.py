@@ -3,10 +3,14 @@ roots (functions/, training/) go on the path the same way (``local.console``).""
 
 import sys
 
-from local.console import add_import_roots
+from local.console import add_import_roots, interrupted_exit_code
 
 add_import_roots()
 
-from local.cli import main  # noqa: E402
+try:
+    from local.cli import main
 
-sys.exit(main(prog="python -m local"))
+    code = main(prog="python -m local")
+except KeyboardInterrupt:  # Ctrl-C before the command took over its own signal handling
+    code = interrupted_exit_code(sys.argv[1:])
+sys.exit(code)

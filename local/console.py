@@ -24,6 +24,13 @@ def add_import_roots() -> None:
         sys.path.append(str(REPO))
 
 
+def interrupted_exit_code(argv: list[str]) -> int:
+    """A Ctrl-C that came before the command installed its handlers (a slow start): ``serve``
+    stops quietly with 0 as it does later; any other command ends with 130, as stopped."""
+    command = next((arg for arg in argv if not arg.startswith("-")), "serve")
+    return 0 if command == "serve" else 130
+
+
 def main(argv: list[str] | None = None) -> int:
     """The console script's entry point (pyproject ``[project.scripts]``)."""
     if not all((REPO / root).is_dir() for root in IMPORT_ROOTS):
@@ -35,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     add_import_roots()
-    from local.cli import main as cli_main
+    try:
+        from local.cli import main as cli_main
 
-    return cli_main(argv, prog="cifar100")
+        return cli_main(argv, prog="cifar100")
+    except KeyboardInterrupt:
+        return interrupted_exit_code(sys.argv[1:] if argv is None else argv)

@@ -83,3 +83,12 @@ def test_the_installed_script_runs_from_another_folder(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert done.stderr.startswith("cifar100 tune: error: argument --batch-sizes:")
+
+
+def test_a_ctrl_c_before_the_command_takes_over_ends_as_that_command_would() -> None:
+    from local.console import interrupted_exit_code
+
+    assert interrupted_exit_code([]) == 0  # serve, the default: a quiet stop
+    assert interrupted_exit_code(["--sample-data"]) == 0
+    assert interrupted_exit_code(["serve", "--port", "9000"]) == 0
+    assert interrupted_exit_code(["watch", "r20261201120000ab12"]) == 130

@@ -254,7 +254,10 @@ def test_a_significantly_better_run_replaces_the_champion(stack: Stack) -> None:
     assert run["status"] == "DEPLOYED", run
     metrics = run["metrics"]
     # The final job evaluated both models on the same test images.
-    assert metrics["champion_test_acc"] == first["metrics"]["test_acc"]
+    # The champion's accuracy, measured again by this job on the same images: within a few
+    # images of what its own job reported (its exported graph runs fused, and under bf16
+    # autocast a borderline image can flip; the comparison itself is one job, one precision).
+    assert abs(metrics["champion_test_acc"] - first["metrics"]["test_acc"]) <= 0.02
     assert metrics["test_acc"] > metrics["champion_test_acc"]
     assert metrics["mcnemar_p_value"] < 0.05, metrics
     assert run["champion_model_data_url"] == first["model_data_url"]

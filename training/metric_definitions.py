@@ -27,7 +27,12 @@ COMPARISON_METRICS = (
     "candidate_only_correct",
     "champion_only_correct",
 )
-ALL_METRICS = BATCH_METRICS + EPOCH_METRICS + FINAL_METRICS + COMPARISON_METRICS
+#: The final job's int8 serving graph against fp32 on the validation split (top-1 agreement,
+#: accuracy points lost as a fraction), printed when it tried to quantize (docs/training.md).
+SERVING_GRAPH_METRICS = ("int8_agreement", "int8_accuracy_drop")
+ALL_METRICS = (
+    BATCH_METRICS + EPOCH_METRICS + FINAL_METRICS + COMPARISON_METRICS + SERVING_GRAPH_METRICS
+)
 
 #: The HPO objective: validation accuracy on the held-out split, maximised.
 OBJECTIVE_METRIC = "val_acc"

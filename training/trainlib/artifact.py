@@ -10,6 +10,7 @@ import json
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,9 @@ from torch import nn
 
 from trainlib.distributed import revert_sync_batchnorm, unwrap
 from trainlib.model import ARCHITECTURE
+
+#: Writes graph files into the staging dir from model.pt's module; returns metadata entries.
+ServingGraphsWriter = Callable[[Path, torch.jit.ScriptModule], dict[str, Any]]
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.pt"
@@ -54,7 +58,7 @@ def build_metadata(
     }
 
 
-def export_torchscript(model: nn.Module, image_size: int, path: Path) -> None:
+def export_torchscript(model: nn.Module, image_size: int, path: Path) -> torch.jit.ScriptModule:
     """Trace a CPU float32 copy in eval mode; batch size stays dynamic (flatten(x, 1)).
     A distributed job's model is unwrapped and its SyncBatchNorms made plain BatchNorms
     again, so the artifact is what one process would export."""
@@ -67,6 +71,7 @@ def export_torchscript(model: nn.Module, image_size: int, path: Path) -> None:
         warnings.simplefilter("ignore", FutureWarning)
         traced = torch.jit.trace(cpu_model, example)
     traced.save(str(path))
+    return traced
 
 
 @contextmanager
@@ -104,10 +109,16 @@ def write_artifact(
     metadata: dict[str, Any],
     inference_code: Path | None,
     evaluation: dict[str, Any] | None = None,
+    serving_graphs: ServingGraphsWriter | None = None,
 ) -> None:
-    """The artifact; ``evaluation`` (the final job's) is staged with it as evaluation.json."""
+    """The artifact; ``evaluation`` (the final job's) is staged with it as evaluation.json.
+
+    ``serving_graphs`` writes extra graph files beside model.pt from its TorchScript module
+    and returns the entries they add to metadata.json (trainlib.serving_graphs)."""
     with staging_dir(model_dir) as staging:
-        export_torchscript(model, metadata["image_size"], staging / WEIGHTS_FILE)
+        traced = export_torchscript(model, metadata["image_size"], staging / WEIGHTS_FILE)
+        if serving_graphs is not None:
+            metadata = {**metadata, **serving_graphs(staging, traced)}
         (staging / "classes.json").write_text(json.dumps(classes) + "\n")
         (staging / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
         if evaluation is not None:

@@ -88,6 +88,11 @@ def _run(config: TrainConfig, instrumented: bool, dist: Distributed) -> dict[str
     )
     from trainlib.model import build_model
     from trainlib.preprocess import build_eval_transform, preprocess_spec
+    from trainlib.serving_graphs import (
+        calibration_subset,
+        preprocessed_batches,
+        write_serving_graphs,
+    )
 
     if config.num_workers:
         torch.set_num_threads(config.num_workers)
@@ -313,8 +318,37 @@ def _run(config: TrainConfig, instrumented: bool, dist: Distributed) -> dict[str
             metrics={"test_acc": test_acc, "test_loss": test_loss, "val_acc": val_acc},
             job_name=config.job_name,
         )
+
+        def serving_graphs(staging: Path, traced: torch.jit.ScriptModule) -> dict[str, Any]:
+            began = time.perf_counter()
+            calibration = calibration_subset(val, config.int8_calibration_images, config.seed)
+            graphs = write_serving_graphs(
+                staging,
+                traced,
+                config.image_size,
+                mode=config.serving_graphs,
+                check_batches=lambda: preprocessed_batches(val, transform, 64),
+                calibration_batches=lambda: (
+                    inputs for inputs, _ in preprocessed_batches(calibration, transform, 16)
+                ),
+                calibration_images=len(calibration),
+                min_agreement=config.int8_min_agreement,
+                max_accuracy_drop=config.int8_max_accuracy_drop,
+                threads=config.num_workers,
+            )
+            dist.log(f"{graphs.note} in {time.perf_counter() - began:.1f}s")
+            if graphs.metrics:
+                dist.log(format_metrics(**graphs.metrics))
+            return graphs.metadata
+
         write_artifact(
-            config.model_dir, unwrap(net), full.classes, metadata, config.inference_code, evaluation
+            config.model_dir,
+            unwrap(net),
+            full.classes,
+            metadata,
+            config.inference_code,
+            evaluation,
+            serving_graphs,
         )
     else:  # a trial: nothing reads its weights (the final job retrains), so none are kept
         print("model not saved (a tuning trial; --save_model true keeps it)", flush=True)

@@ -34,6 +34,13 @@ AMP_MODES = ("auto", "on", "off")
 #: big), memory, stream (ImageFolder channels only: the CIFAR pickles are read whole either way).
 DATA_LOADING_MODES = ("auto", "memory", "stream")
 
+#: --serving_graphs choices (trainlib.serving_graphs): what ONNX graphs the artifact ships
+#: beside model.pt, and the int8 guard's defaults.
+SERVING_GRAPH_MODES = ("int8", "fp32", "none")
+INT8_MIN_AGREEMENT = 0.99
+INT8_MAX_ACCURACY_DROP = 0.005
+INT8_CALIBRATION_IMAGES = 256
+
 #: CheckpointConfig's default LocalPath: SageMaker creates it only when the job has one.
 SAGEMAKER_CHECKPOINT_DIR = Path("/opt/ml/checkpoints")
 
@@ -231,6 +238,31 @@ class TrainConfig:
         "pickles are always read into memory. Same batches and metrics either way",
         _lowercase,
         choices=DATA_LOADING_MODES,
+    )
+    serving_graphs: str = _lib(
+        "int8",
+        "ONNX graphs shipped beside model.pt for the endpoint's ONNX Runtime backend: int8 = "
+        "model.onnx (fp32) and model.int8.onnx (static quantization calibrated on "
+        "--int8_calibration_images validation images), the int8 one only if it passes "
+        "--int8_min_agreement and --int8_max_accuracy_drop on the validation split; fp32 = "
+        "model.onnx only; none = model.pt only (the endpoint exports at load)",
+        _lowercase,
+        choices=SERVING_GRAPH_MODES,
+    )
+    int8_calibration_images: int = _lib(
+        INT8_CALIBRATION_IMAGES,
+        "validation images the int8 graph's activation ranges are calibrated on",
+        _ranged(int, 1, 100_000),
+    )
+    int8_min_agreement: float = _lib(
+        INT8_MIN_AGREEMENT,
+        "least share of validation images on which int8's top-1 must equal fp32's",
+        _ranged(float, 0, 1),
+    )
+    int8_max_accuracy_drop: float = _lib(
+        INT8_MAX_ACCURACY_DROP,
+        "most validation accuracy int8 may lose against fp32, as a fraction (0.005 = half a point)",
+        _ranged(float, 0, 1),
     )
     # True for the final job, which has no flag: its artifact is what gets deployed.
     save_model: bool = _lib(

@@ -102,6 +102,8 @@ def test_the_final_job_compares_the_candidate_with_the_champion(job):
         "classes.json",
         "evaluation.json",
         "metadata.json",
+        "model.int8.onnx",
+        "model.onnx",
         "model.pt",
     ]
     n = evaluation["test_images"]

@@ -163,6 +163,8 @@ def test_two_ranks_print_one_set_of_metric_lines_and_write_one_artifact(two_rank
         "classes.json",
         "evaluation.json",
         "metadata.json",
+        "model.int8.onnx",
+        "model.onnx",
         "model.pt",
     ]
     metadata = json.loads((run.model_dir / "metadata.json").read_text())

@@ -41,6 +41,23 @@ def predict_with_artifact(model_dir, images):
         return model(batch).argmax(1)
 
 
+def assert_onnx_answers_like_model_pt(model_dir, images):
+    """Both ONNX graphs take the endpoint's preprocessed batch and answer as model.pt does."""
+    import onnxruntime
+
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    transform = build_eval_transform(metadata["preprocess"])
+    batch = torch.stack([transform(Image.fromarray(im)) for im in images])
+    with torch.no_grad():
+        expected = torch.jit.load(str(model_dir / "model.pt"))(batch)
+    for name in metadata["serving_graphs"].values():
+        session = onnxruntime.InferenceSession(str(model_dir / name))
+        logits = torch.from_numpy(session.run(None, {"input": batch.numpy()})[0])
+        assert torch.equal(logits.argmax(1), expected.argmax(1)), name
+        if name == "model.onnx":
+            assert torch.allclose(logits, expected, atol=1e-4)
+
+
 def test_train_model_learns_and_writes_the_full_artifact(job):
     write_dataset(job.root / "data", "cifar", num_classes=4, train_per_class=24, test_per_class=8)
     code = job.root / "handler"
@@ -89,6 +106,8 @@ def test_train_model_learns_and_writes_the_full_artifact(job):
         "code",
         "evaluation.json",
         "metadata.json",
+        "model.int8.onnx",
+        "model.onnx",
         "model.pt",
     ]
     assert sorted(p.name for p in (model_dir / "code").iterdir()) == [
@@ -113,6 +132,23 @@ def test_train_model_learns_and_writes_the_full_artifact(job):
     images, labels = make_images(4, 5, seed=99)
     predictions = predict_with_artifact(model_dir, images)
     assert (predictions == torch.as_tensor(labels)).float().mean() >= 0.8
+
+    # Serving graphs: both shipped, checked on the 8 validation images, their figures in
+    # metadata.json and in one metric line of the final job's definitions, after the test line.
+    assert metadata["serving_graphs"] == {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+    int8 = metadata["int8"]
+    assert int8["shipped"] is True
+    assert int8["images"] == 8
+    assert int8["calibration_images"] == 8
+    figures = [m for m in parsed if "int8_agreement" in m]
+    assert figures == [
+        pytest.approx(
+            {"int8_agreement": int8["agreement"], "int8_accuracy_drop": int8["accuracy_drop"]},
+            abs=1e-4,
+        )
+    ]
+    assert metadata["metrics"].keys() == {"test_acc", "test_loss", "val_acc"}
+    assert_onnx_answers_like_model_pt(model_dir, images)
 
     # evaluation.json, with no champion to compare with (a first run): in both places.
     evaluation = json.loads((model_dir / "evaluation.json").read_text())

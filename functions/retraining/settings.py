@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     serverless_memory_mb: int = Field(3072, ge=1024, le=6144, multiple_of=1024)
     serverless_max_concurrency: int = Field(5, ge=1, le=200)
     serverless_provisioned_concurrency: int = Field(0, ge=0, le=200)  # 0: none (cold starts)
+    # The endpoint's numeric precision, INFERENCE_PRECISION in the model's container
+    # environment (model_handler/ reads it): auto serves the artifact's int8 ONNX graph on a
+    # CPU with int8 dot-product instructions, else fp32; int8 whenever the artifact ships one;
+    # fp32 never int8. Registered with each model package: a promoted older version keeps
+    # the precision it was registered with.
+    inference_precision: Literal["auto", "int8", "fp32"] = "auto"
     allowed_instance_types: CommaList = [
         "ml.g5.xlarge",
         "ml.g4dn.xlarge",

@@ -349,12 +349,15 @@ def data_job_request(settings: Settings, run_id: str, output: str) -> dict[str, 
 
 def model_environment(settings: Settings) -> dict[str, str]:
     """The inference container's environment: script mode finds inference.py in the
-    artifact's code/ (train_model.py put it there)."""
+    artifact's code/ (train_model.py put it there); INFERENCE_PRECISION picks the ONNX graph
+    the handler serves (auto, int8 or fp32). Registered with the model package, so it is
+    what the version serves wherever and whenever it is deployed."""
     return {
         "SAGEMAKER_PROGRAM": INFERENCE_PROGRAM,
         "SAGEMAKER_SUBMIT_DIRECTORY": MODEL_CODE_DIR,
         "SAGEMAKER_REGION": settings.aws_region,
         "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+        "INFERENCE_PRECISION": settings.inference_precision,
     }
 
 

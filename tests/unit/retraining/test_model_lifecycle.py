@@ -122,6 +122,7 @@ def test_the_first_run_registers_version_1_approves_it_and_deploys_the_package(
                 "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
                 "SAGEMAKER_REGION": "us-east-1",
                 "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+                "INFERENCE_PRECISION": "auto",  # the InferencePrecision default
             },
         }
     ]
@@ -597,6 +598,33 @@ def test_promoting_an_older_version_after_a_newer_one_serves(deps, sagemaker, st
     assert parent == [{"HyperParameterTuningJobName": first.tuning_job_name}]
     finish_tuning(deps, sagemaker, third)
     assert store.get(third.run_id).champion_model_data_url == first.model_data_url
+    sagemaker.assert_all_used()
+
+
+def test_a_promoted_version_keeps_the_precision_it_was_registered_with(sagemaker, store, s3_double):
+    """InferencePrecision is part of the registered container: changing it afterwards applies
+    to versions registered later, never to an older one promoted back (the registry says what
+    serves)."""
+    before = wire(make_settings(inference_precision="int8"), sagemaker, store, s3_double)
+    first = deployed(before, sagemaker, test_acc=0.71)
+    second = deployed(before, sagemaker, test_acc=0.78, live=first)
+    registered = [
+        p["InferenceSpecification"]["Containers"][0]["Environment"]["INFERENCE_PRECISION"]
+        for p in sagemaker.requests("CreateModelPackage")
+    ]
+    assert registered == ["int8", "int8"]
+
+    after = wire(make_settings(inference_precision="fp32"), sagemaker, store, s3_double)
+    expect_find(sagemaker, described(sagemaker, first, "Approved"), (2, "Approved"))
+    expect_approved_deployment(sagemaker, first, live_config=second.endpoint_config_name)
+    promotion = workflow.start_promotion(1, after)
+    assert promotion.model_package_arn == package_arn(1)
+    # Nothing is registered again and the model names only the package, whose container
+    # environment (int8) is what serves.
+    assert len(sagemaker.requests("CreateModelPackage")) == 2
+    assert sagemaker.requests("CreateModel")[-1]["PrimaryContainer"] == {
+        "ModelPackageName": package_arn(1)
+    }
     sagemaker.assert_all_used()
 
 

@@ -171,6 +171,7 @@ def test_the_model_is_created_from_its_package_whose_container_runs_the_artifact
     assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
     assert container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/model/code"
     assert container["Environment"]["SAGEMAKER_REGION"] == "us-east-1"
+    assert container["Environment"]["INFERENCE_PRECISION"] == deps.settings.inference_precision
     (config,) = sagemaker.requests("CreateEndpointConfig")
     assert config["ProductionVariants"][0]["ModelName"] == model["ModelName"] == run.tuning_job_name
 

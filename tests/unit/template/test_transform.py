@@ -395,6 +395,7 @@ STACK_SETTINGS = {
     "tuning_instance_type",
     "endpoint_instance_type",
     "endpoint_instance_count",
+    "inference_precision",  # the model packages' container environment
     "allowed_instance_types",
     "max_jobs",
     "max_parallel_jobs",

@@ -92,6 +92,18 @@ def test_the_package_request_matches_the_service_model_and_says_what_serves():
     }
 
 
+@pytest.mark.parametrize("precision", ["auto", "int8", "fp32"])
+def test_the_registered_container_serves_the_stacks_precision(precision: str):
+    """The package's container environment is what every model created from it runs with
+    (CreateModel names only the package): the precision is fixed at registration."""
+    settings = make_settings(inference_precision=precision)
+    request = registry.package_request(settings, trained(), training(), METRICS)
+    assert_valid("CreateModelPackage", request)
+    (container,) = request["InferenceSpecification"]["Containers"]
+    assert container["Environment"]["INFERENCE_PRECISION"] == precision
+    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+
+
 def test_metadata_and_description_stay_within_sagemakers_limits():
     many = {f"param_{i:02d}": "x" * 300 for i in range(60)}
     metrics = {f"metric_{i:02d}": 0.5 for i in range(80)}

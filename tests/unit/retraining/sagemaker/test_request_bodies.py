@@ -8,6 +8,7 @@ import re
 import boto3
 import pytest
 from botocore.validate import validate_parameters
+from pydantic import ValidationError
 
 import metric_definitions
 from retraining.overrides import TuneOverrides
@@ -327,3 +328,38 @@ def test_freeze_backbone_is_sent_only_when_the_stack_sets_it() -> None:
     assert static_hyperparameters(make_settings(freeze_backbone=False), "x")["freeze_backbone"] == (
         "false"
     )
+
+
+# -- the endpoint's precision (InferencePrecision) --------------------------------------------
+
+
+def test_the_model_environment_carries_the_default_precision() -> None:
+    environment = request_bodies.model_environment(make_settings())
+    assert environment["INFERENCE_PRECISION"] == "auto"
+    assert environment["SAGEMAKER_PROGRAM"] == "inference.py"
+
+
+@pytest.mark.parametrize("precision", ["auto", "int8", "fp32"])
+def test_the_model_environment_carries_the_stacks_precision(precision: str) -> None:
+    settings = make_settings(inference_precision=precision)
+    environment = request_bodies.model_environment(settings)
+    assert environment["INFERENCE_PRECISION"] == precision == settings.inference_precision
+    # Container environment values are strings (botocore's EnvironmentValue).
+    assert all(isinstance(v, str) for v in environment.values())
+
+
+def test_the_precision_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the template sets it on the functions (INFERENCE_PRECISION: !Ref InferencePrecision)."""
+    monkeypatch.setenv("INFERENCE_PRECISION", "fp32")
+    settings = make_settings()
+    assert settings.inference_precision == "fp32"
+    assert request_bodies.model_environment(settings)["INFERENCE_PRECISION"] == "fp32"
+
+
+@pytest.mark.parametrize("value", ["fp16", "INT8", "", "bf16"])
+def test_a_precision_the_handler_does_not_know_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("INFERENCE_PRECISION", value)
+    with pytest.raises(ValidationError, match=r"(?s)inference_precision.*'auto', 'int8' or 'fp32'"):
+        make_settings()

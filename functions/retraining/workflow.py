@@ -551,7 +551,7 @@ def _deploy_approved(deps: Deps, package: registry.ModelVersion) -> Outcome:
         # at every retry and tick would only repeat the refusal.
         deps.store.update(run.run_id, approval_run_id=created[0].run_id)
         return _outcome("failed", created[0].run_id, reason=error_message(error))
-    deps.store.update(run.run_id, approval_run_id=deployment.run_id)
+    # _promote recorded the deployment on the approved run (_consume_approval).
     return _outcome("deploying", deployment.run_id, approved_run_id=run.run_id)
 
 

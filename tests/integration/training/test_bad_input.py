@@ -8,24 +8,12 @@ from pathlib import Path
 import pytest
 from torch import nn
 
+from tests.integration.training.fast import fast_args
 from trainlib.artifact import build_metadata, write_artifact
 from trainlib.preprocess import preprocess_spec
 from trainlib.synthetic import class_names, write_dataset
 
-FAST = [
-    "--pretrained",
-    "false",
-    "--freeze_backbone",
-    "true",
-    "--image_size",
-    "32",
-    "--epochs",
-    "1",
-    "--batch_size",
-    "8",
-    "--hidden_units",
-    "8",
-]
+FAST = fast_args(epochs=1, batch_size=8, hidden_units=8)
 
 
 def assert_clean_failure(job, result, needle: str) -> None:

@@ -13,23 +13,12 @@ from metric_definitions import (
     TUNING_METRIC_DEFINITIONS,
     parse_metrics,
 )
+from tests.integration.training.fast import fast_args
 from trainlib.mcnemar import TEST_NAME, exact_mcnemar_p_value
 from trainlib.synthetic import write_dataset
 
 # --amp off: the champion's earlier test_acc and its re-scoring here are then both fp32.
-# A random trunk (--pretrained false) would now be trained; these tests keep it frozen, as before.
-FAST = [
-    "--pretrained",
-    "false",
-    "--freeze_backbone",
-    "true",
-    "--batch_size",
-    "16",
-    "--hidden_units",
-    "32",
-    "--amp",
-    "off",
-]
+FAST = fast_args(image_size=None, hidden_units=32, amp="off")
 CHAMPION_JOB = "cifar100-r20261101000000abcd-final"
 
 

@@ -7,21 +7,10 @@ import json
 import torch
 
 from metric_definitions import parse_metrics
+from tests.integration.training.fast import fast_args
 from trainlib.synthetic import make_images, write_dataset
 
-# A random trunk (--pretrained false) would now be trained; these tests keep it frozen, as before.
-FAST = [
-    "--pretrained",
-    "false",
-    "--freeze_backbone",
-    "true",
-    "--image_size",
-    "32",
-    "--batch_size",
-    "16",
-    "--hidden_units",
-    "64",
-]
+FAST = fast_args()
 
 
 def epoch_lines(stdout: str) -> list[dict[str, float]]:

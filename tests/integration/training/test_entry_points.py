@@ -9,22 +9,11 @@ import torch
 from PIL import Image
 
 from metric_definitions import TUNING_METRIC_DEFINITIONS, parse_metrics
+from tests.integration.training.fast import fast_args
 from trainlib.preprocess import build_eval_transform
 from trainlib.synthetic import make_images, write_dataset
 
-# A random trunk (--pretrained false) would now be trained; these tests keep it frozen, as before.
-FAST = [
-    "--pretrained",
-    "false",
-    "--freeze_backbone",
-    "true",
-    "--image_size",
-    "32",
-    "--batch_size",
-    "16",
-    "--hidden_units",
-    "64",
-]
+FAST = fast_args()
 
 
 def metric_lines(stdout: str) -> list[dict[str, float]]:

@@ -1,14 +1,18 @@
 """Endpoints hosted in-process: the model artifact's ``code/inference.py`` (or the repo's
-``model_handler/inference.py``) loaded with its ``model_fn``, answering InvokeEndpoint
-through ``input_fn`` -> ``predict_fn`` -> ``output_fn`` as the inference toolkit does."""
+``model_handler/inference.py``) loaded with its ``model_fn`` under the container's
+environment, answering InvokeEndpoint through ``input_fn`` -> ``predict_fn`` -> ``output_fn``
+as the inference toolkit does."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import logging
+import os
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -27,6 +31,29 @@ class LoadedModel:
     name: str
     handler: ModuleType
     model: Any
+
+
+# os.environ is the process's: one model loads at a time while its container's is applied.
+_ENVIRONMENT_LOCK = threading.Lock()
+
+
+@contextmanager
+def container_environment(environment: dict[str, str]) -> Iterator[None]:
+    """The model's container ``Environment`` (CreateModel's, or its model package's) in
+    os.environ while its handler is imported and its ``model_fn`` runs, where the handler
+    reads its settings (INFERENCE_PRECISION, limits), as the container's would; restored
+    after. Variables the container does not set keep this process's values."""
+    with _ENVIRONMENT_LOCK:
+        saved = {name: os.environ.get(name) for name in environment}
+        os.environ.update(environment)
+        try:
+            yield
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 def _import_handler(path: Path, unique: str) -> ModuleType:
@@ -70,8 +97,9 @@ class Hosting:
         script = next((p for p in candidates if p.is_file()), None)
         if script is None:
             raise FileNotFoundError(f"no inference script in {model_dir / 'code'}")
-        handler = _import_handler(script, name.replace("-", "_"))
-        loaded = LoadedModel(name, handler, handler.model_fn(str(model_dir)))
+        with container_environment(dict(container.get("Environment", {}))):
+            handler = _import_handler(script, name.replace("-", "_"))
+            loaded = LoadedModel(name, handler, handler.model_fn(str(model_dir)))
         with self._lock:
             self._models[name] = loaded
         return loaded

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -50,10 +51,35 @@ HANDLER = textwrap.dedent(
 )
 
 
-def publish_model(s3: LocalS3, tmp_path: Path, name: str, label: str) -> str:
+# A handler that answers with INFERENCE_PRECISION as it saw it at import and in model_fn.
+ENVIRONMENT_HANDLER = textwrap.dedent(
+    """
+    import json
+    import os
+
+    AT_IMPORT = os.environ.get("INFERENCE_PRECISION")
+
+    def model_fn(model_dir):
+        return {"import": AT_IMPORT, "model_fn": os.environ.get("INFERENCE_PRECISION")}
+
+    def input_fn(body, content_type):
+        return None
+
+    def predict_fn(data, model):
+        return model
+
+    def output_fn(prediction, accept):
+        return json.dumps(prediction), "application/json"
+    """
+)
+
+
+def publish_model(
+    s3: LocalS3, tmp_path: Path, name: str, label: str, handler: str = HANDLER
+) -> str:
     folder = tmp_path / f"artifact-{name}"
     (folder / "code").mkdir(parents=True)
-    (folder / "code" / "inference.py").write_text(HANDLER)
+    (folder / "code" / "inference.py").write_text(handler)
     (folder / "label.txt").write_text(label)
     (folder / "metadata.json").write_text("{}")
     uri = f"s3://{BUCKET}/models/{name}/model.tar.gz"
@@ -61,14 +87,22 @@ def publish_model(s3: LocalS3, tmp_path: Path, name: str, label: str) -> str:
     return uri
 
 
-def deploy_config(sm: Any, s3: LocalS3, tmp_path: Path, name: str, label: str) -> None:
+def deploy_config(
+    sm: Any,
+    s3: LocalS3,
+    tmp_path: Path,
+    name: str,
+    label: str,
+    handler: str = HANDLER,
+    environment: dict[str, str] | None = None,
+) -> None:
     sm.create_model(
         ModelName=name,
         ExecutionRoleArn="arn:aws:iam::000000000000:role/local",
         PrimaryContainer={
             "Image": "local/pytorch-inference:cpu",
-            "ModelDataUrl": publish_model(s3, tmp_path, name, label),
-            "Environment": {"SAGEMAKER_PROGRAM": "inference.py"},
+            "ModelDataUrl": publish_model(s3, tmp_path, name, label, handler),
+            "Environment": {"SAGEMAKER_PROGRAM": "inference.py", **(environment or {})},
         },
     )
     sm.create_endpoint_config(
@@ -179,3 +213,28 @@ def test_restart_settles_endpoints_in_flight_and_reloads_served_models(
         assert failed.value.response["Error"]["Code"] == "ValidationError"
     finally:
         restarted.shutdown()
+
+
+def test_each_model_loads_under_its_own_container_environment(
+    sm: Any, runtime: Any, s3: LocalS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in SageMaker, a model's handler reads its container's Environment (a promoted
+    version keeps the INFERENCE_PRECISION it was registered with), not the stack's."""
+    monkeypatch.setenv("INFERENCE_PRECISION", "int8")
+    for name, precision in (("fp32-model", "fp32"), ("auto-model", "auto")):
+        deploy_config(
+            sm,
+            s3,
+            tmp_path,
+            name,
+            "",
+            ENVIRONMENT_HANDLER,
+            {"INFERENCE_PRECISION": precision},
+        )
+    sm.create_endpoint(EndpointName="ep", EndpointConfigName="fp32-model")
+    assert wait_for(lambda: settled(sm))["EndpointStatus"] == "InService"
+    assert invoke(runtime, {}) == {"import": "fp32", "model_fn": "fp32"}
+    sm.update_endpoint(EndpointName="ep", EndpointConfigName="auto-model")
+    assert wait_for(lambda: settled(sm))["EndpointConfigName"] == "auto-model"
+    assert invoke(runtime, {}) == {"import": "auto", "model_fn": "auto"}
+    assert os.environ["INFERENCE_PRECISION"] == "int8"  # the stack's own, restored

@@ -1,8 +1,9 @@
 """Where and with what the network runs: device, CPU threads, and ONNX Runtime or TorchScript.
 
-ONNX Runtime runs this network ~4x faster than torch eager at batch 1 on CPU, so on CPU the
-TorchScript graph is exported to ONNX at load and serves when its logits match; otherwise the
-TorchScript module is frozen and serves with torch.
+ONNX Runtime runs this network ~4x faster than torch eager at batch 1 on CPU. An artifact that
+ships ONNX graphs is served from them (serving_graphs_loader); for one that does not, the
+TorchScript graph is exported to ONNX at load here and serves when its logits match; otherwise
+the TorchScript module is frozen and serves with torch.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ import io
 import logging
 import os
 import warnings
+from pathlib import Path
 from typing import Any
 
 import torch
 from serving_config import env_int
 
 logger = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "torch", "onnxruntime")
 
 
 def select_device() -> torch.device:
@@ -25,6 +29,14 @@ def select_device() -> torch.device:
     if wanted:
         return torch.device(wanted)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def requested_backend() -> str:
+    """INFERENCE_BACKEND: auto (default), torch or onnxruntime; anything else is refused."""
+    wanted = os.environ.get("INFERENCE_BACKEND", "auto").strip().lower() or "auto"
+    if wanted not in BACKENDS:
+        raise ValueError(f"INFERENCE_BACKEND must be auto, torch or onnxruntime, not {wanted!r}")
+    return wanted
 
 
 def available_cpus() -> int:
@@ -44,6 +56,15 @@ def inference_threads() -> int:
     return max(1, available_cpus() // workers)
 
 
+def load_torchscript(weights: Path, device: torch.device) -> torch.jit.ScriptModule:
+    """model.pt, straight onto ``device``, in eval mode."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        module = torch.jit.load(str(weights), map_location=device)  # type: ignore[no-untyped-call]
+    module.eval()
+    return module
+
+
 def optimise_for_cpu(module: torch.jit.ScriptModule) -> torch.jit.ScriptModule:
     """Freeze (weights become constants, conv+BN folded) for ~10-15% lower CPU latency."""
     try:
@@ -53,6 +74,16 @@ def optimise_for_cpu(module: torch.jit.ScriptModule) -> torch.jit.ScriptModule:
     except Exception:  # an exotic graph that cannot be frozen still serves unfrozen
         logger.warning("could not freeze the TorchScript module; serving it as loaded")
         return module
+
+
+def open_onnx_session(onnxruntime: Any, graph: bytes | str, threads: int) -> Any:
+    """An ONNX Runtime CPU session on a serialised graph or a file, as every worker opens it."""
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # Idle threads sleep instead of spinning: several model-server workers share the CPUs.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
 
 def onnx_session(module: torch.jit.ScriptModule, size: tuple[int, int], threads: int) -> Any | None:
@@ -77,14 +108,7 @@ def onnx_session(module: torch.jit.ScriptModule, size: tuple[int, int], threads:
             output_names=["logits"],
             dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
         )
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    # Idle threads sleep instead of spinning: several model-server workers share the CPUs.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return onnxruntime.InferenceSession(
-        exported.getvalue(), options, providers=["CPUExecutionProvider"]
-    )
+    return open_onnx_session(onnxruntime, exported.getvalue(), threads)
 
 
 def agrees_with_torch(session: Any, module: torch.jit.ScriptModule, size: tuple[int, int]) -> bool:
@@ -96,14 +120,15 @@ def agrees_with_torch(session: Any, module: torch.jit.ScriptModule, size: tuple[
     return bool(torch.allclose(got, expected, rtol=1e-3, atol=1e-3 * float(expected.abs().max())))
 
 
-def select_backend(module: torch.jit.ScriptModule, size: tuple[int, int]) -> Any | None:
-    """INFERENCE_BACKEND: auto (ONNX Runtime when installed and faithful), torch, onnxruntime.
+def select_backend(
+    module: torch.jit.ScriptModule, size: tuple[int, int], wanted: str | None = None
+) -> Any | None:
+    """Export at load: ONNX Runtime when installed and faithful (auto, onnxruntime), or torch.
 
-    Returns the ONNX Runtime session that is to serve, or None for torch.
+    ``wanted`` is INFERENCE_BACKEND (read from the environment when None). Returns the ONNX
+    Runtime session that is to serve, or None for torch.
     """
-    wanted = os.environ.get("INFERENCE_BACKEND", "auto").strip().lower() or "auto"
-    if wanted not in ("auto", "torch", "onnxruntime"):
-        raise ValueError(f"INFERENCE_BACKEND must be auto, torch or onnxruntime, not {wanted!r}")
+    wanted = requested_backend() if wanted is None else wanted
     if wanted == "torch":
         return None
     try:

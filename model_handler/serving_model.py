@@ -34,12 +34,14 @@ def read_artifact(model_dir: Path) -> tuple[dict[str, Any], list[str]]:
 class LoadedModel:
     """model_fn's result: everything predict_fn needs, built once per worker."""
 
-    module: torch.nn.Module | torch.jit.ScriptModule
+    module: torch.nn.Module | torch.jit.ScriptModule | None  # None: a shipped ONNX graph serves
     device: torch.device
     classes: list[str]
     metadata: dict[str, Any]
     preprocess: Preprocess
     onnx_session: Any = None  # an onnxruntime.InferenceSession when that backend serves
+    precision: str = "fp32"  # "int8" when the artifact's int8 graph serves
+    source: str = "model.pt"  # the file that serves, as the load log line names it
 
     @property
     def backend(self) -> str:
@@ -56,6 +58,8 @@ class LoadedModel:
     def logits(self, batch: npt.NDArray[np.float32]) -> torch.Tensor:
         if self.onnx_session is not None:
             return torch.from_numpy(self.onnx_session.run(None, {"input": batch})[0])
+        if self.module is None:
+            raise RuntimeError("LoadedModel has neither an ONNX Runtime session nor a module")
         with torch.inference_mode():
             inputs = torch.from_numpy(batch).to(self.device, non_blocking=True)
             output: torch.Tensor = self.module(inputs)

@@ -100,3 +100,71 @@ def b64(data: bytes) -> str:
     import base64
 
     return base64.b64encode(data).decode("utf-8")
+
+
+def normalised_noise(count: int, image_size: int, seed: int) -> np.ndarray:
+    """Uniform-pixel images, normalised as the contract's preprocess normalises: network input."""
+    pixels = np.random.default_rng(seed).random((count, 3, image_size, image_size))
+    mean = np.asarray(CIFAR_MEAN).reshape(1, 3, 1, 1)
+    std = np.asarray(CIFAR_STD).reshape(1, 3, 1, 1)
+    return ((pixels - mean) / std).astype(np.float32)
+
+
+# Colour photos of skimage.data other than PHOTOS: the int8 graphs' calibration and check
+# images, so the tests' own photos stay unseen (training calibrates on validation images).
+CALIBRATION_PHOTOS = ("hubble_deep_field", "immunohistochemistry", "retina", "stereo_motorcycle")
+
+
+def photo_crops(count: int, image_size: int, seed: int) -> np.ndarray:
+    """Random square crops of CALIBRATION_PHOTOS, resized and normalised: network input."""
+    import skimage.data
+
+    rng = np.random.default_rng(seed)
+    sources = []
+    for name in CALIBRATION_PHOTOS:
+        image = getattr(skimage.data, name)()
+        sources.append(image[0] if isinstance(image, tuple) else image)
+    crops = []
+    for _ in range(count):
+        image = sources[rng.integers(len(sources))]
+        side = int(rng.integers(image_size, min(image.shape[:2]) + 1))
+        top = int(rng.integers(image.shape[0] - side + 1))
+        left = int(rng.integers(image.shape[1] - side + 1))
+        crop = Image.fromarray(image[top : top + side, left : left + side, :3])
+        crop = crop.resize((image_size, image_size), Image.Resampling.BILINEAR)
+        crops.append(np.asarray(crop, dtype=np.float32).transpose(2, 0, 1) / 255)
+    mean = np.asarray(CIFAR_MEAN, dtype=np.float32).reshape(1, 3, 1, 1)
+    std = np.asarray(CIFAR_STD, dtype=np.float32).reshape(1, 3, 1, 1)
+    return ((np.stack(crops) - mean) / std).astype(np.float32)
+
+
+def add_serving_graphs(model_dir: Path, mode: str = "int8", **guard):
+    """Ship model.onnx (mode fp32) and model.int8.onnx (mode int8) beside model.pt with
+    training's own writer, merged into metadata.json as the final job merges them.
+
+    Calibrated on 64 photo crops, checked on 64 others against model.pt's own answers (so the
+    check's accuracy is its agreement)."""
+    from trainlib.serving_graphs import write_serving_graphs
+
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    size = metadata["image_size"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        traced = torch.jit.load(str(model_dir / "model.pt")).eval()
+    calibration, check = photo_crops(64, size, seed=1), photo_crops(64, size, seed=2)
+    with torch.inference_mode():
+        labels = traced(torch.from_numpy(check)).argmax(1).numpy()
+    graphs = write_serving_graphs(
+        model_dir,
+        traced,
+        size,
+        mode=mode,
+        check_batches=lambda: [(check[i : i + 32], labels[i : i + 32]) for i in (0, 32)],
+        calibration_batches=lambda: [calibration[:32], calibration[32:]],
+        calibration_images=len(calibration),
+        threads=1,
+        **guard,
+    )
+    metadata.update(graphs.metadata)
+    (model_dir / "metadata.json").write_text(json.dumps(metadata))
+    return graphs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -11,7 +12,14 @@ import skimage.data
 import torch
 import torchvision
 
-from tests.unit.handler.artifacts import HANDLER_DIR, PHOTOS, TinyNet, load, write_artifact
+from tests.unit.handler.artifacts import (
+    HANDLER_DIR,
+    PHOTOS,
+    TinyNet,
+    add_serving_graphs,
+    load,
+    write_artifact,
+)
 
 # As in the container, where code/ is on sys.path: the tests import the handler's helper
 # modules (serving_images, serving_backends, ...) by the same top-level names it does.
@@ -27,6 +35,7 @@ def _one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INFERENCE_NUM_THREADS", "1")
     monkeypatch.delenv("INFERENCE_BACKEND", raising=False)
     monkeypatch.delenv("INFERENCE_DEVICE", raising=False)
+    monkeypatch.delenv("INFERENCE_PRECISION", raising=False)
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +51,17 @@ def resnet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     classes = [f"label_{i:03d}" for i in range(100)]
     net = torchvision.models.resnet34(weights=None, num_classes=100)
     return write_artifact(tmp_path_factory.mktemp("resnet34"), net, classes, 32)
+
+
+@pytest.fixture(scope="session")
+def shipped_dir(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path) -> Path:
+    """tiny_dir's model.pt with the graphs the final job ships beside it: model.onnx and
+    model.int8.onnx, in metadata.json's "serving_graphs" (training's own writer)."""
+    model_dir = tmp_path_factory.mktemp("shipped") / "model"
+    shutil.copytree(tiny_dir, model_dir)
+    graphs = add_serving_graphs(model_dir, mode="int8")
+    assert graphs.files == {"fp32": "model.onnx", "int8": "model.int8.onnx"}, graphs.note
+    return model_dir
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ import json
 import shutil
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,7 +28,15 @@ from sagemaker_pytorch_serving_container.handler_service import HandlerService
 from ts.context import Context
 from ts.service import Service
 
-from tests.unit.handler.artifacts import HANDLER_DIR, HANDLER_MODULES, b64, encode
+from tests.unit.handler.artifacts import (
+    HANDLER_DIR,
+    HANDLER_MODULES,
+    PHOTOS,
+    b64,
+    encode,
+    invoke,
+    load,
+)
 
 
 def _container_model_dir(artifact: Path, target: Path) -> Path:
@@ -76,11 +85,14 @@ class Endpoint:
         return status, self.context.get_response_content_type(0), text
 
 
-@pytest.fixture(scope="module")
-def endpoint(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path) -> Iterator[Endpoint]:
-    model_dir = _container_model_dir(tiny_dir, tmp_path_factory.mktemp("endpoint") / "model")
+@contextmanager
+def _served(model_dir: Path, **env: str) -> Iterator[Endpoint]:
+    """The endpoint started on ``model_dir`` (an unpacked model.tar.gz) with the model's
+    environment ``env``; its handler modules are dropped afterwards (any others restored)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("INFERENCE_NUM_THREADS", "1")
+        for name, value in env.items():
+            patch.setenv(name, value)
         patch.setenv("PYTHONPATH", "")  # initialize() prepends model_dir/code to it
         patch.delenv("SAGEMAKER_PROGRAM", raising=False)  # the toolkit's default: inference.py
         patch.syspath_prepend(str(model_dir / "code"))
@@ -91,6 +103,13 @@ def endpoint(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path) -> Iterat
         yield served
         for name in HANDLER_MODULES:  # the copies in code/; the patch restores any originals
             sys.modules.pop(name, None)
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path) -> Iterator[Endpoint]:
+    model_dir = _container_model_dir(tiny_dir, tmp_path_factory.mktemp("endpoint") / "model")
+    with _served(model_dir) as served:
+        yield served
 
 
 def _error(text: str) -> dict:
@@ -184,3 +203,29 @@ def test_an_rgba_photo_is_served(endpoint, photos) -> None:
     status, _, text = endpoint.invoke(encode(rgba, "PNG"), "image/png")
     assert status == 200
     assert json.loads(text)["predictions"][0]["probability"] > 0
+
+
+def test_an_artifact_with_a_shipped_int8_graph_serves_it(tmp_path, shipped_dir, photos) -> None:
+    # The final job's artifact: model.onnx and model.int8.onnx beside model.pt. The worker
+    # serves the int8 graph straight from its file and answers as the handler does in-process.
+    model_dir = _container_model_dir(shipped_dir, tmp_path / "model")
+    with _served(model_dir, INFERENCE_PRECISION="int8") as served:
+        bodies = [encode(photos[name], "PNG") for name in PHOTOS]
+        answers = [served.invoke(body, "image/png") for body in bodies]
+        model = served.service._service._model  # what model_fn returned in the worker
+        assert (model.backend, model.precision, model.source) == (
+            "onnxruntime",
+            "int8",
+            "model.int8.onnx",
+        )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("INFERENCE_PRECISION", "int8")
+        int8 = load(shipped_dir)
+        patch.setenv("INFERENCE_PRECISION", "fp32")
+        fp32 = load(shipped_dir)
+    for body, (status, content_type, text) in zip(bodies, answers, strict=True):
+        assert (status, content_type) == (200, "application/json")
+        answer = json.loads(text)
+        assert answer == invoke(int8, body, "image/png")  # the same handler, in-process
+        top1 = answer["predictions"][0]["index"]
+        assert top1 == invoke(fp32, body, "image/png")["predictions"][0]["index"]

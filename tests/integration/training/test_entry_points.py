@@ -291,3 +291,44 @@ def test_only_a_trial_may_skip_its_model(job):
     refused = job.run("train_model.py", *FAST, "--save_model", "false")
     assert refused.returncode == 2
     assert "unrecognized arguments: --save_model" in refused.stderr
+
+
+def test_the_final_jobs_int8_graph_serves_through_the_serving_toolkit(job):
+    """The int8 path end to end: train_model.py writes model.int8.onnx (and copies the real
+    handler into code/, as the final job's inference_code channel does); the SageMaker
+    container's serving stack loads that artifact and answers from the int8 graph."""
+    from tests.support.serving_toolkit import served
+    from tests.unit.handler.artifacts import HANDLER_DIR, encode
+
+    write_dataset(job.root / "data", "cifar", num_classes=4, train_per_class=24, test_per_class=8)
+    result = job.run(
+        "train_model.py",
+        *FAST,
+        "--epochs",
+        "3",
+        "--learning_rate",
+        "0.05",
+        SM_CHANNEL_INFERENCE_CODE=str(HANDLER_DIR),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    metadata = json.loads((job.model_dir / "metadata.json").read_text())
+    assert metadata["serving_graphs"].get("int8") == "model.int8.onnx", metadata.get("int8")
+
+    images, labels = make_images(4, 5, seed=99)
+    expected = predict_with_artifact(job.model_dir, images)  # model.pt, as training scores it
+    with served(job.model_dir, INFERENCE_PRECISION="int8") as endpoint:
+        answers = [endpoint.invoke(encode(image, "PNG"), "image/png") for image in images]
+        model = endpoint.service._service._model  # what model_fn returned in the worker
+        assert (model.backend, model.precision, model.source) == (
+            "onnxruntime",
+            "int8",
+            "model.int8.onnx",
+        )
+    top1 = []
+    for status, content_type, text in answers:
+        assert (status, content_type) == (200, "application/json"), text
+        prediction = json.loads(text)["predictions"][0]
+        top1.append(prediction["index"])
+        assert prediction["label"] == f"class_{prediction['index']:02d}"
+    assert (torch.tensor(top1) == torch.as_tensor(labels)).float().mean() >= 0.8
+    assert (torch.tensor(top1) == expected).float().mean() >= 0.9  # int8 answers as model.pt

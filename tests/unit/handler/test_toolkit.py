@@ -12,24 +12,18 @@ left out) and read the status back from the worker's context.
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-import ts
 from PIL import Image
 from sagemaker_inference.errors import BaseInferenceToolkitError
-from sagemaker_pytorch_serving_container.handler_service import HandlerService
-from ts.context import Context
-from ts.service import Service
 
+from tests.support.serving_toolkit import Endpoint, container_model_dir, served
 from tests.unit.handler.artifacts import (
-    HANDLER_DIR,
     HANDLER_MODULES,
     PHOTOS,
     b64,
@@ -39,77 +33,11 @@ from tests.unit.handler.artifacts import (
 )
 
 
-def _container_model_dir(artifact: Path, target: Path) -> Path:
-    """model.tar.gz as the endpoint unpacks it: the artifact plus code/, a copy of
-    model_handler/ made the way training's artifact writer copies its inference code."""
-    shutil.copytree(artifact, target)
-    shutil.copytree(
-        HANDLER_DIR, target / "code", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*")
-    )
-    return target
-
-
-def _worker_request(body: bytes, content_type: str, accept: str | None) -> dict:
-    """One request in the shape TorchServe's front end hands its Python worker."""
-    headers = [{"name": b"Content-Type", "value": content_type.encode()}]
-    if accept is not None:
-        headers.append({"name": b"Accept", "value": accept.encode()})
-    return {
-        "requestId": b"req-1",
-        "parameters": [{"name": "body", "contentType": content_type, "value": body}],
-        "headers": headers,
-    }
-
-
-class Endpoint:
-    """A started handler service and the worker context it answers through."""
-
-    def __init__(self, model_dir: Path) -> None:
-        self.context = Context("model", str(model_dir), None, 1, None, ts.__version__)
-        self.service = HandlerService()
-
-    def start(self) -> None:
-        # What TorchServe does once per worker; the transformer loads the model on first use.
-        self.service.initialize(self.context)
-
-    def invoke(
-        self, body: bytes, content_type: str, accept: str | None = "application/json"
-    ) -> tuple[int, str | None, str]:
-        processors, batch, _ = Service.retrieve_data_for_inference(
-            [_worker_request(body, content_type, accept)]
-        )
-        self.context.request_processor = processors
-        (response,) = self.service.handle(batch, self.context)
-        status, _phrase = self.context.get_response_status(0)
-        text = response.decode() if isinstance(response, bytes) else str(response)
-        return status, self.context.get_response_content_type(0), text
-
-
-@contextmanager
-def _served(model_dir: Path, **env: str) -> Iterator[Endpoint]:
-    """The endpoint started on ``model_dir`` (an unpacked model.tar.gz) with the model's
-    environment ``env``; its handler modules are dropped afterwards (any others restored)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("INFERENCE_NUM_THREADS", "1")
-        for name, value in env.items():
-            patch.setenv(name, value)
-        patch.setenv("PYTHONPATH", "")  # initialize() prepends model_dir/code to it
-        patch.delenv("SAGEMAKER_PROGRAM", raising=False)  # the toolkit's default: inference.py
-        patch.syspath_prepend(str(model_dir / "code"))
-        for name in HANDLER_MODULES:  # inference.py and its helpers, imported from code/
-            patch.delitem(sys.modules, name, raising=False)
-        served = Endpoint(model_dir)
-        served.start()
-        yield served
-        for name in HANDLER_MODULES:  # the copies in code/; the patch restores any originals
-            sys.modules.pop(name, None)
-
-
 @pytest.fixture(scope="module")
 def endpoint(tmp_path_factory: pytest.TempPathFactory, tiny_dir: Path) -> Iterator[Endpoint]:
-    model_dir = _container_model_dir(tiny_dir, tmp_path_factory.mktemp("endpoint") / "model")
-    with _served(model_dir) as served:
-        yield served
+    model_dir = container_model_dir(tiny_dir, tmp_path_factory.mktemp("endpoint") / "model")
+    with served(model_dir) as running:
+        yield running
 
 
 def _error(text: str) -> dict:
@@ -208,11 +136,11 @@ def test_an_rgba_photo_is_served(endpoint, photos) -> None:
 def test_an_artifact_with_a_shipped_int8_graph_serves_it(tmp_path, shipped_dir, photos) -> None:
     # The final job's artifact: model.onnx and model.int8.onnx beside model.pt. The worker
     # serves the int8 graph straight from its file and answers as the handler does in-process.
-    model_dir = _container_model_dir(shipped_dir, tmp_path / "model")
-    with _served(model_dir, INFERENCE_PRECISION="int8") as served:
+    model_dir = container_model_dir(shipped_dir, tmp_path / "model")
+    with served(model_dir, INFERENCE_PRECISION="int8") as running:
         bodies = [encode(photos[name], "PNG") for name in PHOTOS]
-        answers = [served.invoke(body, "image/png") for body in bodies]
-        model = served.service._service._model  # what model_fn returned in the worker
+        answers = [running.invoke(body, "image/png") for body in bodies]
+        model = running.service._service._model  # what model_fn returned in the worker
         assert (model.backend, model.precision, model.source) == (
             "onnxruntime",
             "int8",

@@ -47,27 +47,30 @@ def assert_onnx_answers_like_model_pt(model_dir, images):
             assert torch.allclose(logits, expected, atol=1e-4)
 
 
-def test_train_model_learns_and_writes_the_full_artifact(job):
+def train_four_classes(job, *args: str, **env: str):
+    """train_model.py for 3 epochs on 4 learnable CIFAR-layout classes (24 + 8 per class)."""
     write_dataset(job.root / "data", "cifar", num_classes=4, train_per_class=24, test_per_class=8)
+    result = job.run(
+        "train_model.py", *FAST, "--epochs", "3", "--learning_rate", "0.05", *args, **env
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_train_model_learns_and_writes_the_full_artifact(job):
     code = job.root / "handler"
     code.mkdir()
     (code / "inference.py").write_text("def model_fn(model_dir): ...\n")
     (code / "requirements.txt").write_text("pillow\n")
     hook_config = job.root / "hook.json"
     hook_config.write_text(json.dumps({"LocalPath": str(job.root / "smdebug")}))
-    result = job.run(
-        "train_model.py",
-        *FAST,
-        "--epochs",
-        "3",
-        "--learning_rate",
-        "0.05",
+    result = train_four_classes(
+        job,
         "--log_interval",
         "1",
         SM_CHANNEL_INFERENCE_CODE=str(code),
         SMDEBUG_CONFIG_FILE_PATH=str(hook_config),
     )
-    assert result.returncode == 0, result.stderr[-3000:]
 
     # Metric lines: every kind present, read by the shared regexes, values parse.
     parsed = metric_lines(result.stdout)
@@ -300,17 +303,7 @@ def test_the_final_jobs_int8_graph_serves_through_the_serving_toolkit(job):
     from tests.support.serving_toolkit import served
     from tests.unit.handler.artifacts import HANDLER_DIR, encode
 
-    write_dataset(job.root / "data", "cifar", num_classes=4, train_per_class=24, test_per_class=8)
-    result = job.run(
-        "train_model.py",
-        *FAST,
-        "--epochs",
-        "3",
-        "--learning_rate",
-        "0.05",
-        SM_CHANNEL_INFERENCE_CODE=str(HANDLER_DIR),
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    train_four_classes(job, SM_CHANNEL_INFERENCE_CODE=str(HANDLER_DIR))
     metadata = json.loads((job.model_dir / "metadata.json").read_text())
     assert metadata["serving_graphs"].get("int8") == "model.int8.onnx", metadata.get("int8")
 

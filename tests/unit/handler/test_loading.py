@@ -64,7 +64,17 @@ def test_device_override(monkeypatch) -> None:
     assert inference.select_device() == torch.device("cpu")
 
 
-def test_gpu_instance_loads_the_weights_straight_onto_the_gpu(monkeypatch, tiny_dir) -> None:
+# A GPU instance loads model.pt onto the GPU, whatever ONNX graphs the artifact ships.
+@pytest.mark.parametrize(
+    ("artifact", "environment"),
+    [("tiny_dir", {}), ("shipped_dir", {"INFERENCE_PRECISION": "int8"})],
+)
+def test_gpu_instance_loads_the_weights_straight_onto_the_gpu(
+    monkeypatch, request, artifact, environment
+) -> None:
+    model_dir = request.getfixturevalue(artifact)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.delenv("INFERENCE_DEVICE", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     seen: dict = {}
@@ -78,8 +88,8 @@ def test_gpu_instance_loads_the_weights_straight_onto_the_gpu(monkeypatch, tiny_
 
     monkeypatch.setattr(torch.jit, "load", fake_load)
     with pytest.raises(Loaded):
-        inference.model_fn(str(tiny_dir))
-    assert seen == {"path": str(tiny_dir / "model.pt"), "map_location": torch.device("cuda")}
+        inference.model_fn(str(model_dir))
+    assert seen == {"path": str(model_dir / "model.pt"), "map_location": torch.device("cuda")}
 
 
 def test_torch_backend_freezes_the_module(monkeypatch, tiny_dir) -> None:

@@ -203,23 +203,6 @@ def test_the_torch_backend_ignores_the_shipped_graphs(monkeypatch, shipped_dir) 
     assert (model.backend, model.precision, model.source) == ("torch", "fp32", "model.pt")
 
 
-def test_a_gpu_instance_still_loads_model_pt_onto_the_gpu(monkeypatch, shipped_dir) -> None:
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    seen: dict = {}
-
-    class Loaded(Exception):
-        pass
-
-    def fake_load(path, map_location=None):
-        seen.update(path=path, map_location=map_location)
-        raise Loaded
-
-    monkeypatch.setattr(torch.jit, "load", fake_load)
-    with pytest.raises(Loaded):
-        load_with(monkeypatch, shipped_dir, INFERENCE_PRECISION="int8")
-    assert seen == {"path": str(shipped_dir / "model.pt"), "map_location": torch.device("cuda")}
-
-
 @pytest.mark.parametrize("graphs", [None, {}])
 def test_older_artifacts_export_at_load_as_before(monkeypatch, tmp_path, tiny_dir, graphs) -> None:
     copy = variant(

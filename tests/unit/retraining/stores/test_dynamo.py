@@ -1,4 +1,6 @@
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -12,13 +14,34 @@ from retraining.stores.dynamo import DynamoRunStore, table_definition
 from tests.support.run_store_contract import RunStoreContract, make_run
 
 
+class SerialisedClient:
+    """A client whose calls reach in-process moto one at a time. DynamoDB's transactions are
+    serializable (DynamoDB Developer Guide, "Isolation levels for DynamoDB transactions");
+    moto checks a transaction's conditions and then writes, so threads calling it at once can
+    both pass a condition (seen once in CI). One lock gives moto the isolation the service has."""
+
+    def __init__(self, client: Any) -> None:
+        self._client, self._lock = client, threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attribute(*args, **kwargs)
+
+        return call
+
+
 class TestDynamoRunStore(RunStoreContract):
     @pytest.fixture
     def store(self) -> Iterator[DynamoRunStore]:
         with mock_aws():
             client = boto3.client("dynamodb", region_name="us-east-1")
             client.create_table(**table_definition("runs"))
-            yield DynamoRunStore(client, "runs")
+            yield DynamoRunStore(SerialisedClient(client), "runs")
 
 
 def test_lock_item_is_held_by_the_active_run_and_released_on_finish() -> None:

@@ -14,7 +14,7 @@ from trainlib.loop import Runtime, cpu_has_native_bf16, prepare_model
 from trainlib.model import ResNet34Classifier
 from trainlib.preprocess import preprocess_spec
 
-BF16 = Runtime(torch.device("cpu"), torch.bfloat16, False)
+BF16 = Runtime(torch.device("cpu"), torch.bfloat16, True)  # what detect gives a bf16 CPU
 
 
 def parse(argv):
@@ -36,11 +36,13 @@ def test_unknown_amp_mode_is_one_clear_line():
 def test_cpu_runtime_follows_the_amp_mode(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: True)
-    assert Runtime.detect("auto").amp_dtype == torch.bfloat16
-    assert Runtime.detect("off").amp_dtype is None
+    assert Runtime.detect("auto") == BF16  # bf16 runs channels_last: oneDNN's native layout
+    assert Runtime.detect("off") == Runtime(torch.device("cpu"), None, False)
     assert Runtime.detect("off").precision == "fp32"
     monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: False)
     assert Runtime.detect("auto").amp_dtype is None
+    assert Runtime.detect("auto").channels_last is False
+    assert Runtime.detect("on") == BF16
     assert Runtime.detect("on").precision == "bfloat16 autocast"
     with pytest.raises(ValueError, match="amp must be one of"):
         Runtime.detect("fp16")
@@ -77,13 +79,15 @@ def test_bf16_step_trains_with_fp32_weights_and_gradients(tmp_path):
     torch.manual_seed(0)
     model = ResNet34Classifier(4, hidden_units=16, dropout=0.0)
     net = prepare_model(model, BF16).train()
+    assert model.layer4[0].conv1.weight.is_contiguous(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.trainable_parameters(), lr=0.05, momentum=0.9)
     criterion = nn.CrossEntropyLoss()
     x, y = torch.randn(8, 3, image_size, image_size), torch.arange(8) % 4
+    assert BF16.to_input(x).is_contiguous(memory_format=torch.channels_last)
     losses = []
     for _ in range(6):
         with BF16.autocast():
-            loss = criterion(net(x).float(), y)
+            loss = criterion(net(BF16.to_input(x)).float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -105,6 +109,7 @@ def test_bf16_step_trains_with_fp32_weights_and_gradients(tmp_path):
     loaded = torch.jit.load(str(tmp_path / "model" / "model.pt"))
     tensors = [*loaded.parameters(), *loaded.buffers()]
     assert tensors
+    assert all(t.is_contiguous() for t in tensors)  # trained channels_last, served plain NCHW
     assert {t.dtype for t in tensors if t.is_floating_point()} == {torch.float32}
     assert "BFloat16" not in str(loaded.inlined_graph)
     net.eval()

@@ -70,6 +70,17 @@ class Served:
             assert time.monotonic() < deadline, "no ready banner\n" + self.output
             time.sleep(0.05)
 
+    def wait_loaded(self, library: str, timeout: float = 120) -> None:
+        """Until the process has mapped ``library`` (Linux's /proc/<pid>/maps): a point in
+        its start that our code reached, however slowly the interpreter itself started (a
+        cold machine's first Python can take seconds, and a Ctrl-C before Python has set
+        its own SIGINT handler kills it with no say of ours)."""
+        deadline = time.monotonic() + timeout
+        while library not in Path(f"/proc/{self.proc.pid}/maps").read_text():
+            assert self.proc.poll() is None, self.output
+            assert time.monotonic() < deadline, f"{library} never loaded\n" + self.output
+            time.sleep(0.02)
+
     def interrupt(self, *signals: int, gap: float = 0.05) -> None:
         for sig in signals:
             os.killpg(self.proc.pid, sig)
@@ -166,9 +177,10 @@ def test_a_second_ctrl_c_while_it_stops_is_quiet_too(root: Path, started: list[S
 
 def test_ctrl_c_while_it_starts_is_quiet(root: Path, started: list[Served]) -> None:
     server = start(started, serve_command(root, free_port()))
-    time.sleep(1.5)  # importing, preparing the stack: well before the banner
+    server.wait_loaded("libtorch_cpu")  # importing torch and the API: well before the banner
     server.interrupt(signal.SIGINT)
     assert_quiet_stop(server)
+    assert READY not in server.output, server.output
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="no make on this machine")

@@ -74,6 +74,8 @@ def main() -> None:
             *("--train", str(data / "train"), "--test", str(data / "test")),
             *("--epochs", str(args.epochs), "--image_size", str(args.image_size)),
             *("--pretrained", "false", "--learning_rate", "0.01", "--amp", "off"),
+            # Outputs into the scratch dir: the default is ./output, inside training/.
+            *("--model-dir", str(data / "model"), "--output-data-dir", str(data / "output")),
         ]
         single = [
             sys.executable,

@@ -15,7 +15,6 @@ belongs to another job, and training on from it, or over it, would be wrong.
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import torch
 
 from trainlib.errors import InputError
+from trainlib.stderr import say
 
 CHECKPOINT_FILE = "checkpoint.pt"
 CHECKPOINT_FORMAT = 1
@@ -60,7 +60,7 @@ def save_checkpoint(directory: Path, payload: dict[str, Any]) -> Path:
 
 
 def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
+    say(f"warning: {message}")
 
 
 def load_checkpoint(directory: Path, settings: dict[str, Any]) -> dict[str, Any] | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from trainlib.config import TrainConfig, parse_config
 from trainlib.errors import InputError
+from trainlib.stderr import say
 
 if TYPE_CHECKING:  # torch is imported when a run starts, not for --help
     from trainlib.distributed import Distributed
@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # torch is imported when a run starts, not for --help
 
 def _report_failure(message: str) -> None:
     """One line on stderr; in SageMaker also /opt/ml/output/failure (the job's FailureReason)."""
-    print(f"error: {message}", file=sys.stderr, flush=True)
+    say(f"error: {message}")
     output_dir = os.environ.get("SM_OUTPUT_DIR")
     if output_dir and Path(output_dir).is_dir():
         with contextlib.suppress(OSError):  # reporting must not mask the error itself

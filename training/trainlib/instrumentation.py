@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any, Protocol
 
 from metric_definitions import format_metrics
+from trainlib.stderr import say
 
 #: SageMaker writes the DebugHookConfig here; outside SageMaker SMDEBUG_CONFIG_FILE_PATH points at one.
 SAGEMAKER_HOOK_CONFIG = Path("/opt/ml/input/config/debughookconfig.json")
@@ -197,12 +197,10 @@ class SmdebugScalars:
             # PyTorch 2.x containers may not ship smdebug: the job asked for Debugger, so say
             # loudly that its rules will get no tensors, then train the same without the hook.
             reason = str(e).splitlines()[0] if str(e) else ""
-            print(
+            say(
                 f"warning: a Debugger hook config exists ({config}) but smdebug cannot be"
                 f" imported ({type(e).__name__}: {reason}); training without the hook,"
-                " so Debugger rules get no tensors",
-                file=sys.stderr,
-                flush=True,
+                " so Debugger rules get no tensors"
             )
             return None
         return cls(smd.Hook.create_from_json_file(str(config)))

@@ -82,7 +82,8 @@ def launch(job, root: Path, *args: str, ranks: int = 2, script: str = "train_mod
     result = subprocess.run(
         [*runner, script, *paths, *args],
         cwd=HARNESS.parents[3] / "training",
-        env={**job.env, "OMP_NUM_THREADS": "1", **env},
+        # PYTHONUNBUFFERED as in the SageMaker PyTorch images (docs/aws-behaviour.md)
+        env={**job.env, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **env},
         capture_output=True,
         text=True,
         timeout=LAUNCH_TIMEOUT,

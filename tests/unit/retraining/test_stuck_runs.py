@@ -15,10 +15,15 @@ from retraining.stuck_runs import worst_case_duration
 from tests.support.run_flow import ARN
 from tests.support.sagemaker_double import training_description, tuning_description
 
-NOW = datetime.now(UTC)
 HOLDER = "r20261101000000aaaa"
 TUNING_JOB = f"cifar100-{HOLDER}"
 FINAL_JOB = f"{TUNING_JOB}-final"
+
+
+def ago(age: timedelta) -> datetime:
+    """``age`` before the moment of the call: a module-level "now" would be taken at collection,
+    and a long suite reaches these tests many minutes later, past the GRACE they probe."""
+    return datetime.now(UTC) - age
 
 
 def iso(moment: datetime) -> str:
@@ -27,7 +32,7 @@ def iso(moment: datetime) -> str:
 
 def holder(store, status: RunStatus, age: timedelta) -> RunRecord:
     """The slot's holder as a process that died (or lost its event) left it ``age`` ago."""
-    at = iso(NOW - age)
+    at = iso(ago(age))
     return store.create(
         RunRecord(
             run_id=HOLDER,
@@ -49,13 +54,13 @@ def start_new(deps, sagemaker):
     return workflow.start_run("api", TuneOverrides(), deps)
 
 
-def tuning_job(status: str, ended: datetime | None = None) -> dict:
+def tuning_job(status: str, ended_ago: timedelta | None = None) -> dict:
     response = {
         **tuning_description(TUNING_JOB, best=None),
         "HyperParameterTuningJobStatus": status,
     }
-    if ended:
-        response["HyperParameterTuningEndTime"] = ended
+    if ended_ago is not None:
+        response["HyperParameterTuningEndTime"] = ago(ended_ago)
     return response
 
 
@@ -81,7 +86,7 @@ def test_run_older_than_the_worst_case_is_failed_and_the_start_goes_on(deps, sag
 def test_tuning_job_failed_without_its_event_frees_the_slot(deps, sagemaker, store):
     holder(store, RunStatus.TUNING, age=timedelta(hours=3))
     sagemaker.expect(
-        "describe_hyper_parameter_tuning_job", tuning_job("Failed", NOW - timedelta(hours=1))
+        "describe_hyper_parameter_tuning_job", tuning_job("Failed", timedelta(hours=1))
     )
     run = start_new(deps, sagemaker)
     assert store.get(run.run_id).status is RunStatus.TUNING
@@ -110,7 +115,7 @@ def test_final_training_job_completed_without_its_event_frees_the_slot(deps, sag
     holder(store, RunStatus.TRAINING, age=timedelta(hours=5))
     finished = {
         **training_description(FINAL_JOB, HOLDER, test_acc=0.7),
-        "TrainingEndTime": NOW - timedelta(hours=2),
+        "TrainingEndTime": ago(timedelta(hours=2)),
     }
     sagemaker.expect("describe_training_job", finished)
     start_new(deps, sagemaker)
@@ -119,16 +124,16 @@ def test_final_training_job_completed_without_its_event_frees_the_slot(deps, sag
 
 
 @pytest.mark.parametrize(
-    "answer",
+    ("status", "ended_ago"),
     [
-        pytest.param(tuning_job("InProgress"), id="job-in-progress"),
+        pytest.param("InProgress", None, id="job-in-progress"),
         # Just finished: its event may be being handled right now.
-        pytest.param(tuning_job("Completed", NOW - timedelta(minutes=2)), id="event-in-flight"),
+        pytest.param("Completed", timedelta(minutes=2), id="event-in-flight"),
     ],
 )
-def test_genuinely_active_run_still_refuses_the_start(deps, sagemaker, store, answer):
+def test_genuinely_active_run_still_refuses_the_start(deps, sagemaker, store, status, ended_ago):
     holder(store, RunStatus.TUNING, age=timedelta(hours=3))
-    sagemaker.expect("describe_hyper_parameter_tuning_job", answer)
+    sagemaker.expect("describe_hyper_parameter_tuning_job", tuning_job(status, ended_ago))
     with pytest.raises(RunAlreadyActive) as refused:
         workflow.start_run("api", TuneOverrides(), deps)
     assert refused.value.active_run_id == HOLDER
